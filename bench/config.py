@@ -1,0 +1,147 @@
+"""Configuration as dataclasses: a dataset's augmentation parameters, its training presets, and the
+resolved configuration of one run (preset + command-line overrides), validated before any work."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Optional
+
+from bench.errors import UserError
+
+
+@dataclass(frozen=True)
+class AugmentationSpec:
+    """SimCLR augmentation parameters (lightly's ``SimCLRTransform`` arguments) for one dataset.
+
+    Defaults are the CIFAR-LT recipe of TS / SDCLR / BCL (protocol.md): RandomResizedCrop with
+    scale 0.1..1, horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale p 0.2,
+    no blur. ``input_size`` is the side of the training crops and of the evaluation images.
+    """
+
+    input_size: int = 32
+    min_scale: float = 0.1
+    cj_prob: float = 0.8
+    cj_strength: float = 0.5  # lightly scales 0.8 * strength -> 0.4 for brightness/contrast/saturation
+    cj_hue: float = 0.2  # * strength -> 0.1
+    random_gray_scale: float = 0.2
+    gaussian_blur: float = 0.0
+    hf_prob: float = 0.5
+    mean: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+    std: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    """A training recipe. ``temperature_period`` is T of the cosine schedule in epochs (the paper's
+    400 over 2000 epochs = 5 cycles); short presets keep the 5 cycles by default."""
+
+    name: str
+    backbone: str
+    epochs: int
+    batch_size: int
+    lr: float = 0.5
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 10
+    temperature_period: Optional[int] = None  # None -> epochs / 5 (5 cycles, as the CIFAR protocol)
+    description: str = ""
+
+    def resolved_period(self) -> int:
+        return self.temperature_period if self.temperature_period else max(1, round(self.epochs / 5))
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one run; stored whole in its record."""
+
+    method: str
+    dataset: str
+    seed: int
+    preset: str
+    backbone: str
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    warmup_epochs: int
+    temperature_period: int
+    temperature_period_rule: str
+    device: str
+    num_workers: int = 0
+    eval_protocols: tuple[str, ...] = ("knn1", "knn10", "wknn", "linear")
+    data_root: Optional[str] = None
+    augmentation: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["eval_protocols"] = list(self.eval_protocols)
+        return out
+
+    def protocol_key(self) -> dict[str, Any]:
+        """What makes two runs comparable on one leaderboard table."""
+        return {
+            "dataset": self.dataset,
+            "backbone": self.backbone,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "evaluation": "+".join(self.eval_protocols),
+        }
+
+
+def resolve_config(
+    preset: TrainPreset,
+    method: str,
+    dataset: str,
+    seed: int,
+    device: str,
+    augmentation: AugmentationSpec,
+    overrides: dict[str, Any],
+) -> RunConfig:
+    """Preset values, replaced by every override that is not None, then validated."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    epochs_overridden = "epochs" in overrides
+    preset = replace(preset, **{k: v for k, v in overrides.items() if hasattr(preset, k) and k != "name"})
+    if "temperature_period" in overrides:
+        rule = "set on the command line"
+    elif preset.temperature_period and not epochs_overridden:
+        rule = f"preset {preset.name!r}"
+    else:
+        # A shorter or longer run keeps the paper's number of cycles per run (5), not T in epochs.
+        preset = replace(preset, temperature_period=None)
+        rule = "epochs / 5 (the paper's 5 cycles per run)"
+    config = RunConfig(
+        method=method,
+        dataset=dataset,
+        seed=seed,
+        preset=preset.name,
+        backbone=preset.backbone,
+        epochs=preset.epochs,
+        batch_size=preset.batch_size,
+        lr=preset.lr,
+        momentum=preset.momentum,
+        weight_decay=preset.weight_decay,
+        warmup_epochs=min(preset.warmup_epochs, max(preset.epochs - 1, 0)),
+        temperature_period=preset.resolved_period(),
+        temperature_period_rule=rule,
+        device=device,
+        num_workers=int(overrides.get("num_workers", 0)),
+        data_root=overrides.get("data_root"),
+        augmentation=asdict(augmentation),
+    )
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Refuse impossible values with one line each (checked before any work starts)."""
+    for name in ("epochs", "batch_size", "temperature_period"):
+        value = getattr(config, name)
+        if value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
+    if config.batch_size < 2:
+        raise UserError("--batch-size must be at least 2: a contrastive batch needs negatives.")
+    if config.lr <= 0:
+        raise UserError(f"--lr must be positive, got {config.lr}.")
+    if config.seed < 0:
+        raise UserError(f"--seeds must be non-negative integers, got {config.seed}.")

@@ -1,0 +1,92 @@
+"""The shared part of every method: a timm backbone, lightly's SimCLR projection head, a temperature
+strategy and the NT-Xent objective. A method file subclasses :class:`ContrastiveMethod` and says only
+what differs (solo-learn's base-class pattern). Methods never own a training loop: the trainer
+(bench/trainer.py) calls :meth:`training_step` and the epoch hooks.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+from lightly.models.modules import SimCLRProjectionHead
+from torch import nn
+
+from methods.losses import cosine_similarity_matrix, nt_xent_per_view
+from methods.temperature import ConstantTemperature, TemperatureStrategy, TrainingProgress
+
+
+class ContrastiveMethod(nn.Module):
+    """SimCLR (Chen et al. 2020): two augmented views, a projection head fc-BN-ReLU-fc(128), NT-Xent.
+
+    Class attributes a method may override:
+      ``temperature``: the strategy (default constant tau = 0.2, the long-tail papers' baseline);
+      ``description`` / ``citation``: shown by ``bench list`` and on the leaderboard;
+      ``accepts_temperature_strategies``: whether ``<this>+<strategy>`` names make sense.
+    """
+
+    description: ClassVar[str] = "SimCLR with NT-Xent"
+    citation: ClassVar[str] = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020"
+    temperature: ClassVar[TemperatureStrategy] = ConstantTemperature(0.2)
+    accepts_temperature_strategies: ClassVar[bool] = True
+    projection_dim: ClassVar[int] = 128
+    registered_name: ClassVar[str] = "unregistered"
+
+    def __init__(self, backbone: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        # Hidden width = feature width, output 128, as the CIFAR-LT recipes (protocol.md).
+        self.projection_head = SimCLRProjectionHead(feature_dim, feature_dim, self.projection_dim)
+        # Each instance owns a copy: a learnable strategy's parameter must not be shared across runs.
+        self.temperature_strategy: TemperatureStrategy = copy.deepcopy(type(self).temperature)
+        self._epoch_tau: list[dict[str, float]] = []
+
+    # --- what the trainer and the evaluation call -------------------------------------------
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features (pooled, before the head): what the evaluation uses."""
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.projection_head(self.backbone(images))
+
+    def training_step(
+        self, view0: torch.Tensor, view1: torch.Tensor, indices: torch.Tensor, progress: TrainingProgress
+    ) -> torch.Tensor:
+        """The loss of one batch (a scalar tensor). ``indices`` are the samples' dataset indices."""
+        # One forward over both views: half the kernel launches, BatchNorm statistics over 2N images.
+        z0, z1 = self(torch.cat([view0, view1])).chunk(2)
+        return self.contrastive_loss(z0, z1, progress).mean()
+
+    def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress) -> torch.Tensor:
+        """Per-view NT-Xent (2N,) with this method's temperature; logs the tau it used."""
+        similarities = cosine_similarity_matrix(z0, z1)
+        tau_input = similarities.detach() if self.temperature_strategy.per_pair else None
+        tau = self.temperature_strategy(progress, tau_input)
+        self._epoch_tau.append(self.temperature_strategy.summarize(tau.detach() if torch.is_tensor(tau) else tau))
+        return nt_xent_per_view(z0, z1, tau, similarities=similarities)
+
+    def on_epoch_start(self, progress: TrainingProgress) -> None:
+        """Hook: called before the first step of every epoch (SDCLR re-prunes here)."""
+        self._epoch_tau = []
+
+    def epoch_log(self) -> dict[str, float]:
+        """Values for the per-epoch log: the mean of each tau summary over the epoch's steps."""
+        if not self._epoch_tau:
+            return {}
+        keys = self._epoch_tau[0].keys()
+        return {k: sum(t[k] for t in self._epoch_tau) / len(self._epoch_tau) for k in keys}
+
+    def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimiser parameter groups; every parameter decays by default."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+
+    @classmethod
+    def info(cls) -> dict[str, str]:
+        """What records and the leaderboard say about the method."""
+        return {
+            "name": cls.registered_name,
+            "description": cls.description,
+            "citation": cls.citation,
+            "temperature": cls.temperature.describe(),
+        }

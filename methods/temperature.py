@@ -1,0 +1,104 @@
+"""Temperature strategies: small objects that say what tau is at a point of training.
+
+A strategy is separate from the objective so that every strategy combines with every objective
+(``sdclr+cosine_tau``). Given the training progress (and, for per-pair strategies, the detached
+similarities) it returns tau as a float or a tensor; a learnable strategy owns its parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from lightly.utils.scheduler import cosine_schedule
+from torch import nn
+
+from bench.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where training is. ``epoch`` is the 0-based index of the current epoch, ``step`` the 0-based
+    global optimiser step, ``temperature_period`` the run's T (epochs) for periodic schedules."""
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    total_epochs: int
+    temperature_period: int
+
+
+class TemperatureStrategy(nn.Module):
+    """Base class: ``strategy(progress, similarities=None) -> float | Tensor``."""
+
+    #: True when tau depends on the pair (a (2N, 2N) tensor): the NT-Xent then needs similarities.
+    per_pair: bool = False
+
+    def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line with the formula's parameters, for `bench list` and records."""
+        raise NotImplementedError
+
+    def summarize(self, tau: float | torch.Tensor) -> dict[str, float]:
+        """What the per-epoch log stores of one tau value."""
+        return {"tau": float(tau)}
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise UserError(f"{name} must be > 0, got {value}: a contrastive temperature divides the similarities.")
+
+
+class ConstantTemperature(TemperatureStrategy):
+    """A fixed tau, the SimCLR baseline. Default 0.2, the baseline of the long-tail papers."""
+
+    def __init__(self, tau: float = 0.2) -> None:
+        super().__init__()
+        _check_positive("tau", tau)
+        self.tau = float(tau)
+
+    def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> float:
+        return self.tau
+
+    def describe(self) -> str:
+        return f"constant tau = {self.tau:g}"
+
+
+class CosineTemperature(TemperatureStrategy):
+    """The temperature schedule (TS) of Kukleva et al., ICLR 2023:
+
+        tau(e) = tau_minus + 0.5 (tau_plus - tau_minus) (1 + cos(2 pi e / T))
+
+    computed once per epoch. Paper defaults: tau_minus = 0.1, tau_plus = 1.0, T = 400 epochs (5 cycles
+    over 2000 epochs on CIFAR-LT). ``period=None`` takes T from the run (its preset or epochs / 5).
+    ``e`` is the 0-based epoch index, so the first epoch uses exactly tau_plus; the official code
+    counts epochs from 1, a shift of one epoch out of T. Values come from lightly's
+    ``cosine_schedule`` with ``period`` (added to lightly for this schedule, lightly issue #1319).
+    """
+
+    def __init__(self, tau_minus: float = 0.1, tau_plus: float = 1.0, period: int | None = None) -> None:
+        super().__init__()
+        _check_positive("tau_minus", tau_minus)
+        _check_positive("tau_plus", tau_plus)
+        if tau_minus > tau_plus:
+            raise UserError(f"tau_minus ({tau_minus}) must not exceed tau_plus ({tau_plus}).")
+        if period is not None and period <= 0:
+            raise UserError(f"the cosine period T must be a positive number of epochs, got {period}.")
+        self.tau_minus = float(tau_minus)
+        self.tau_plus = float(tau_plus)
+        self.period = period
+
+    def value(self, epoch: float, period: int) -> float:
+        """tau at (0-based) epoch ``epoch`` for period ``period``."""
+        return cosine_schedule(
+            step=epoch, max_steps=max(int(epoch), 1), start_value=self.tau_plus, end_value=self.tau_minus, period=period
+        )
+
+    def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> float:
+        return self.value(progress.epoch, self.period or progress.temperature_period)
+
+    def describe(self) -> str:
+        period = f"T = {self.period}" if self.period else "T from the run"
+        return f"cosine tau from {self.tau_plus:g} down to {self.tau_minus:g} and back, {period} epochs"

@@ -1,0 +1,89 @@
+"""Run records: one JSON file per run under the results directory (default leaderboard/results/).
+
+Writes are atomic (a temporary file in the same directory, then ``os.replace``) and file names are
+unique (dataset, method, seed, UTC time and a random suffix), so concurrent runs never clobber each
+other and a crash never leaves half a record. Reading skips files that are not records, with a
+warning that names them: one bad file never hides the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import uuid
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+REQUIRED_FIELDS = ("schema_version", "kind", "method", "dataset", "seed", "config", "metrics")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def record_filename(record: dict[str, Any]) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{_slug(record['dataset'])}__{_slug(record['method'])}__seed{record['seed']}__{stamp}__{uuid.uuid4().hex[:8]}.json"
+
+
+def write_record(record: dict[str, Any], results_dir: Path) -> Path:
+    """Write ``record`` atomically to a new file in ``results_dir``; returns its path."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / record_filename(record)
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle, indent=1, sort_keys=True, allow_nan=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def is_record(data: Any) -> bool:
+    return isinstance(data, dict) and all(field in data for field in REQUIRED_FIELDS)
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every valid record under ``results_dir`` (recursively), each with its ``_path``; sorted by path."""
+    records = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        if path.name.startswith(".tmp-"):
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            warnings.warn(f"skipping {path}: not readable JSON ({error})", stacklevel=2)
+            continue
+        if not is_record(data):
+            warnings.warn(f"skipping {path}: not a benchmark record (missing {_missing(data)})", stacklevel=2)
+            continue
+        if data["schema_version"] > SCHEMA_VERSION:
+            warnings.warn(f"skipping {path}: schema version {data['schema_version']} is newer than this code", stacklevel=2)
+            continue
+        data["_path"] = str(path)
+        records.append(data)
+    return records
+
+
+def _missing(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "everything: it is not a JSON object"
+    return ", ".join(f for f in REQUIRED_FIELDS if f not in data)
+
+
+def successful(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("status", "ok") == "ok"]

@@ -1,0 +1,226 @@
+"""One benchmark run, end to end: config -> data -> method -> trainer -> evaluation -> record.
+
+Each arrow is a plain function call with plain data (architecture.md). Everything a user can get
+wrong is checked in :func:`plan` before any training starts or any file is written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from bench.augment import EvalPreprocess
+from bench.backbones import check_backbone, create_backbone
+from bench.config import RunConfig, resolve_config
+from bench.environment import environment
+from bench.errors import UserError
+from bench.evaluation import PROTOCOLS, evaluate, extract_features
+from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
+from bench.trainer import select_device, train
+from datasets import LongTailData, create_dataset
+from datasets.base import DatasetSpec
+from methods import get_method_class
+
+#: The two reference rows of every table: evaluation of raw pixels and of the untrained encoder.
+FLOORS = ("floor:raw_pixels", "floor:random_init")
+
+
+@dataclass
+class RunPlan:
+    """Validated work: one config per (method, seed), the dataset entry and the device."""
+
+    dataset: DatasetSpec
+    configs: list[RunConfig]
+    device: torch.device
+    results_dir: Path
+    seeds: list[int]
+
+
+def plan(
+    methods: list[str],
+    dataset: str,
+    seeds: list[int],
+    preset: str | None,
+    overrides: dict[str, Any],
+    device: str,
+    results_dir: Path,
+) -> RunPlan:
+    """Resolve and validate every run; raises :class:`UserError` (one line) on bad input."""
+    if not methods:
+        raise UserError("--methods is empty; name at least one method (see `python -m bench list`).")
+    if not seeds:
+        raise UserError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2.")
+    spec = create_dataset(dataset)
+    preset_name = preset or spec.default_preset
+    if preset_name not in spec.presets:
+        raise UserError(f"unknown preset {preset_name!r} for {dataset}; its presets are: {', '.join(spec.presets)}.")
+    for name in methods:
+        get_method_class(name)  # unknown names fail here, before any work
+    torch_device = select_device(device)
+    configs = [
+        resolve_config(spec.presets[preset_name], name, dataset, seed, str(torch_device), spec.augmentation, overrides)
+        for seed in seeds
+        for name in methods
+    ]
+    check_backbone(configs[0].backbone)
+    _check_writable(results_dir)
+    return RunPlan(spec, configs, torch_device, results_dir, seeds)
+
+
+def _check_writable(results_dir: Path) -> None:
+    existing = results_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(f"results directory {results_dir} is not writable; pass --results-dir DIR.")
+
+
+def load_data(run_plan: RunPlan) -> LongTailData:
+    data = run_plan.dataset.load(Path(run_plan.configs[0].data_root) if run_plan.configs[0].data_root else None)
+    smallest_batch = min(c.batch_size for c in run_plan.configs)
+    if smallest_batch > len(data.train_labels):
+        raise UserError(
+            f"--batch-size {smallest_batch} is larger than the {len(data.train_labels)} training images of {data.name}."
+        )
+    return data
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def _features_of(
+    encoder: torch.nn.Module,
+    images: np.ndarray,
+    preprocess: EvalPreprocess,
+    device: torch.device,
+) -> torch.Tensor:
+    return extract_features(encoder, torch.from_numpy(images), lambda batch: preprocess(batch.to(device)), device)
+
+
+def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
+    preprocess = EvalPreprocess(run_augmentation(config))
+    start = time.perf_counter()
+    train_features = _features_of(encoder, data.train_images, preprocess, device)
+    test_features = _features_of(encoder, data.test_images, preprocess, device)
+    extract_seconds = time.perf_counter() - start
+    metrics = evaluate(
+        train_features,
+        torch.from_numpy(data.train_labels),
+        test_features,
+        torch.from_numpy(data.test_labels),
+        data.num_classes,
+        data.groups,
+        protocols=config.eval_protocols,
+        seed=config.seed,
+    )
+    metrics.setdefault("timing", {})["feature_extraction"] = extract_seconds
+    return metrics
+
+
+def run_augmentation(config: RunConfig):
+    from bench.config import AugmentationSpec
+
+    spec = dict(config.augmentation)
+    for key in ("mean", "std"):
+        spec[key] = tuple(spec[key])
+    return AugmentationSpec(**spec)
+
+
+def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, device: torch.device) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "status": "ok",
+        "method": method,
+        "dataset": config.dataset,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "protocol": config.protocol_key(),
+        "data": data.summary(),
+        "evaluation": {name: PROTOCOLS[name] for name in config.eval_protocols},
+        "environment": environment(device),
+        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "started_at": utc_now(),
+    }
+
+
+def run_one(config: RunConfig, data: LongTailData, device: torch.device, show_progress: bool = True) -> dict:
+    """Train and evaluate one method with one seed; returns its record (not yet written)."""
+    record = _base_record("run", config.method, config, data, device)
+    _seed_everything(config.seed)
+    backbone, feature_dim = create_backbone(config.backbone)
+    method = get_method_class(config.method)(backbone=backbone, feature_dim=feature_dim)
+    record["method_info"] = method.info()
+    start = time.perf_counter()
+    result = train(method, data.train_images, run_augmentation(config), config, device, show_progress)
+    train_seconds = time.perf_counter() - start
+    method.eval()
+    metrics = _evaluate_encoder(method.backbone, data, config, device)
+    record.update(
+        metrics={k: v for k, v in metrics.items() if k != "timing"},
+        timing={"train_seconds": train_seconds, **{f"eval_{k}_seconds": v for k, v in metrics["timing"].items()}},
+        history=result.history,
+        tau_per_epoch=[entry.get("tau") for entry in result.history],
+        throughput=result.throughput,
+        peak_memory=result.peak_memory,
+        finished_at=utc_now(),
+    )
+    return record
+
+
+def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -> list[dict]:
+    """The two floor rows for ``config``'s protocol and seed, evaluated exactly like trained encoders."""
+    records = []
+    raw = _base_record("floor", "floor:raw_pixels", config, data, device)
+    raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
+    raw["metrics"] = {k: v for k, v in _evaluate_encoder(torch.nn.Flatten(), data, config, device).items() if k != "timing"}
+    records.append(raw)
+
+    _seed_everything(config.seed)
+    backbone, _ = create_backbone(config.backbone)
+    backbone.to(device).eval()
+    rand = _base_record("floor", "floor:random_init", config, data, device)
+    rand["method_info"] = {"name": "floor:random_init", "description": f"{config.backbone} with random weights (seed {config.seed})"}
+    rand["metrics"] = {k: v for k, v in _evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
+    records.append(rand)
+    for record in records:
+        record["finished_at"] = utc_now()
+    return records
+
+
+def missing_floors(config: RunConfig, existing: list[dict]) -> bool:
+    """Whether the results lack floor rows for this protocol and seed (floors are computed once)."""
+    have = {
+        r["method"]
+        for r in existing
+        if r.get("kind") == "floor" and r.get("protocol") == config.protocol_key() and r.get("seed") == config.seed
+    }
+    return not set(FLOORS) <= have
+
+
+def execute(run_plan: RunPlan, data: LongTailData, show_progress: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+    """Run every planned config, writing each record as soon as it exists; returns the records."""
+    written: list[dict] = []
+    existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
+    for seed in run_plan.seeds:
+        seed_configs = [c for c in run_plan.configs if c.seed == seed]
+        if missing_floors(seed_configs[0], existing):
+            for record in floor_records(seed_configs[0], data, run_plan.device):
+                record["_path"] = str(write_record(record, run_plan.results_dir))
+                existing.append(record)
+                written.append(record)
+        for config in seed_configs:
+            log(f"training {config.method} on {config.dataset} (seed {config.seed}, {config.epochs} epochs, {config.backbone})")
+            record = run_one(config, data, run_plan.device, show_progress)
+            record["_path"] = str(write_record(record, run_plan.results_dir))
+            written.append(record)
+    return written

@@ -1,0 +1,170 @@
+"""Command line: ``python -m bench run | list | leaderboard``.
+
+Every user error ends with one line on stderr and exit code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from bench.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS = REPO_ROOT / "leaderboard" / "results"
+DEFAULT_DATASET = "digits_lt"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``0-4`` (inclusive) or a mix: ``0-2,7``."""
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            if "-" in part[1:]:
+                low, high = part.split("-", 1)
+                seeds.extend(range(int(low), int(high) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a list of integers; use e.g. 0,1,2 or 0-4.") from None
+    if any(s < 0 for s in seeds):
+        raise UserError(f"--seeds {text!r}: seeds must be non-negative.")
+    return list(dict.fromkeys(seeds))
+
+
+def _positive_int(text: str) -> int:
+    return int(text)  # range checks happen in bench.config.validate, with one clear line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(
+            "Benchmark temperature strategies and long-tail methods for self-supervised contrastive "
+            "learning: train, evaluate (kNN, linear probe; many / medium / few classes) and publish a "
+            "leaderboard built from run records."
+        ),
+        epilog="Examples:\n  python -m bench run\n  python -m bench run --methods cosine_tau,constant --dataset fashion_mnist_lt --seeds 0-2\n"
+        "  python -m bench list\n  python -m bench leaderboard",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard}")
+
+    run = sub.add_parser(
+        "run",
+        help="train and evaluate methods, write one record per run, rebuild the leaderboard",
+        description="Train each method with each seed on one dataset, evaluate it, write a record per run "
+        "to the results directory and rebuild the leaderboard. Defaults: every registered method on "
+        f"{DEFAULT_DATASET} with its quick preset, seed 0.",
+    )
+    run.add_argument("--methods", default=None, help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau (default: all registered)")
+    run.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET}); see `python -m bench list`")
+    run.add_argument("--preset", default=None, help="training preset of the dataset (default: the dataset's default preset)")
+    run.add_argument("--seeds", default="0", help="seeds: 0,1,2 or 0-4 (default: 0)")
+    run.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
+    run.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
+    run.add_argument("--lr", type=float, default=None, help="override the preset's base learning rate")
+    run.add_argument("--backbone", default=None, help="timm model name: small_cnn, resnet18_cifar, resnet50, ...")
+    run.add_argument("--temperature-period", type=_positive_int, default=None, help="T of periodic temperature schedules, in epochs (default: preset, else epochs / 5)")
+    run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--data-root", default=None, help="where the dataset's files are (datasets that need files)")
+    run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); the leaderboard README is written next to it")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
+
+    lst = sub.add_parser("list", help="list methods, datasets and presets", description="List registered methods, datasets and their presets.")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+
+    board = sub.add_parser("leaderboard", help="rebuild leaderboard/README.md from the records", description="Rebuild the leaderboard markdown from every record in the results directory.")
+    board.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    board.add_argument("--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)")
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from bench import runner
+    from bench.leaderboard import summary_table, write_leaderboard
+    from bench.records import load_records
+    from methods import list_methods
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "backbone": args.backbone,
+        "temperature_period": args.temperature_period,
+        "data_root": args.data_root,
+    }
+    results_dir = args.results_dir.resolve()
+    plan = runner.plan(methods, args.dataset, parse_seeds(args.seeds), args.preset, overrides, args.device, results_dir)
+    data = runner.load_data(plan)
+    print(
+        f"{data.name}: {len(data.train_labels)} long-tail training images (class counts {list(map(int, data.class_counts))}), "
+        f"{len(data.test_labels)} balanced test images; device {plan.device}; "
+        f"{len(plan.configs)} run(s), writing records to {results_dir}"
+    )
+    written = runner.execute(plan, data, show_progress=not args.no_progress)
+    protocols = {json.dumps(r["protocol"], sort_keys=True) for r in written}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        everything = load_records(results_dir)
+    related = [r for r in everything if json.dumps(r["protocol"], sort_keys=True) in protocols]
+    print("\nResults (accuracy %, mean ± std over all recorded seeds of this protocol):")
+    print(summary_table(related))
+    if not args.no_leaderboard:
+        output = results_dir.parent / "README.md"
+        write_leaderboard(results_dir, output)
+        print(f"\nleaderboard written to {output}")
+    return 0
+
+
+def command_list(args: argparse.Namespace) -> int:
+    from datasets import DATASETS
+    from methods import METHODS
+
+    if args.json:
+        out = {
+            "methods": {name: cls.info() for name, cls in METHODS.items()},
+            "datasets": {name: {"description": cls.description, "presets": sorted(cls.presets)} for name, cls in DATASETS.items()},
+        }
+        print(json.dumps(out, indent=1))
+        return 0
+    print("Methods (combine as <objective>+<temperature strategy>, e.g. constant+cosine_tau):")
+    for name, cls in METHODS.items():
+        print(f"  {name:<16} {cls.description}\n  {'':<16} [{cls.temperature.describe()}] {cls.citation}")
+    print("\nDatasets:")
+    for name, cls in DATASETS.items():
+        print(f"  {name:<16} {cls.description}")
+        for preset_name, preset in cls.presets.items():
+            default = " (default)" if preset_name == cls.default_preset else ""
+            print(
+                f"  {'':<16} preset {preset_name}{default}: {preset.backbone}, {preset.epochs} epochs, batch {preset.batch_size}, "
+                f"lr {preset.lr:g}, T = {preset.resolved_period()} epochs. {preset.description}"
+            )
+    return 0
+
+
+def command_leaderboard(args: argparse.Namespace) -> int:
+    from bench.leaderboard import write_leaderboard
+
+    output = args.output or args.results_dir.resolve().parent / "README.md"
+    write_leaderboard(args.results_dir, output)
+    print(f"leaderboard written to {output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard}
+    try:
+        return handlers[args.command](args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: records already written are kept", file=sys.stderr)
+        return 130

@@ -1,0 +1,105 @@
+"""End to end through the command line: a tiny run on digits_lt, and bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main, parse_seeds
+from bench.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_tiny_end_to_end_run_writes_records_and_the_leaderboard(tmp_path):
+    results = tmp_path / "board" / "results"
+    done = run_cli("run", "--methods", "constant,cosine_tau", "--preset", "tiny", "--epochs", "3",
+                   "--seeds", "0", "--results-dir", str(results), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    assert sorted(r["method"] for r in records) == ["constant", "cosine_tau", "floor:random_init", "floor:raw_pixels"]
+    runs = {r["method"]: r for r in records if r["kind"] == "run"}
+    cosine = runs["cosine_tau"]
+    # 3 epochs: T = round(3 / 5) -> 1 epoch, so tau is tau_plus at every epoch boundary.
+    assert cosine["config"]["temperature_period"] == 1
+    assert len(cosine["tau_per_epoch"]) == 3
+    assert runs["constant"]["tau_per_epoch"] == pytest.approx([0.2, 0.2, 0.2])
+    for record in runs.values():
+        assert record["throughput"]["images_per_s"] > 0
+        assert record["peak_memory"]["bytes"] > 0
+        assert set(record["metrics"]) == {"knn1", "knn10", "wknn", "linear"}
+        assert len(record["metrics"]["knn10"]["per_class"]) == 10
+        assert record["environment"]["packages"]["torch"]
+        assert record["data"]["class_counts"] == [124, 96, 74, 57, 44, 34, 26, 20, 16, 12]
+        assert [e["epoch"] for e in record["history"]] == [1, 2, 3]
+    board = (tmp_path / "board" / "README.md").read_text()
+    for name in ("constant", "cosine_tau", "*floor:raw_pixels*", "*floor:random_init*"):
+        assert f"| {name} " in board
+    assert "Results" in done.stdout and "kNN@10" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "imagenet_lt", "--methods", "cosine_tau,constant"], "unknown dataset 'imagenet_lt'"),
+        (["--methods", "cosine_ta"], "Did you mean 'cosine_tau'?"),
+        (["--preset", "huge"], "unknown preset 'huge' for digits_lt"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--batch-size", "5000"], "larger than the 503 training images"),
+        (["--backbone", "resnet19"], "unknown backbone 'resnet19'"),
+        (["--seeds", "a,b"], "--seeds 'a,b' is not a list of integers"),
+        (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
+    results = tmp_path / "results"
+    code = main(["run", *args, "--results-dir", str(results), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_process_exits_2_on_a_dataset_that_does_not_exist_yet(tmp_path):
+    done = run_cli("run", "--methods", "cosine_tau,constant", "--dataset", "imagenet_lt", "--results-dir", str(tmp_path / "r"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "unknown dataset 'imagenet_lt'" in done.stderr
+    assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_missing_fashion_mnist_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    import datasets.fashion_mnist as fashion
+
+    monkeypatch.setattr(fashion, "DEBIAN_DIR", tmp_path / "no-debian")
+    results = tmp_path / "results"
+    code = main(["run", "--dataset", "fashion_mnist_lt", "--results-dir", str(results), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "no-debian" in err[0] and "apt-get install dataset-fashion-mnist" in err[0]
+    assert not results.exists()
+
+
+def test_help_is_useful_on_its_own():
+    done = run_cli("run", "--help")
+    assert done.returncode == 0
+    for option in ("--methods", "--dataset", "--epochs", "--seeds", "--device", "--backbone", "--batch-size", "--results-dir"):
+        assert option in done.stdout
+
+
+def test_list_shows_methods_datasets_and_presets():
+    done = run_cli("list")
+    assert done.returncode == 0
+    for text in ("constant", "cosine_tau", "digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt", "preset quick"):
+        assert text in done.stdout
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-2,7,1") == [0, 1, 2, 7]
+    with pytest.raises(UserError):
+        parse_seeds("x")

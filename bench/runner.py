@@ -18,7 +18,7 @@ import torch
 
 from bench.augment import EvalPreprocess
 from bench.backbones import check_backbone, create_backbone
-from bench.config import RunConfig, resolve_config
+from bench.config import AugmentationSpec, RunConfig, resolve_config
 from bench.environment import environment
 from bench.errors import UserError
 from bench.evaluation import PROTOCOLS, evaluate, extract_features
@@ -126,9 +126,8 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     return metrics
 
 
-def run_augmentation(config: RunConfig):
-    from bench.config import AugmentationSpec
-
+def run_augmentation(config: RunConfig) -> AugmentationSpec:
+    """The augmentation spec stored in the config (a dict, so records hold it as JSON)."""
     spec = dict(config.augmentation)
     for key in ("mean", "std"):
         spec[key] = tuple(spec[key])

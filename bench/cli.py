@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float, default=None, help="override the preset's base learning rate")
     run.add_argument("--backbone", default=None, help="timm model name: small_cnn, resnet18_cifar, resnet50, ...")
     run.add_argument("--temperature-period", type=_positive_int, default=None, help="T of periodic temperature schedules, in epochs (default: preset, else epochs / 5)")
+    run.add_argument("--tau", type=float, default=None, help="the temperature of constant-temperature methods (default 0.2)")
+    run.add_argument("--tau-min", type=float, default=None, help="lowest temperature of scheduled methods (cosine_tau: tau-, default 0.1)")
+    run.add_argument("--tau-max", type=float, default=None, help="highest temperature of scheduled methods (cosine_tau: tau+, default 1.0)")
+    run.add_argument("--checkpoint-every", type=_positive_int, default=10, help="write a checkpoint every N epochs (and on SIGINT/SIGTERM); default 10")
+    run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                     help="continue from the last checkpoint and skip finished runs (default); --no-resume starts over, keeping old checkpoints aside")
     run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
     run.add_argument("--data-root", default=None, help="where the dataset's files are (datasets that need files)")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); the leaderboard README is written next to it")
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_run(args: argparse.Namespace) -> int:
     from bench import runner
+    from bench.checkpoint import TrainingInterrupted, stop_on_signals
     from bench.leaderboard import summary_table, write_leaderboard
     from bench.records import load_records
     from methods import list_methods
@@ -98,17 +105,26 @@ def command_run(args: argparse.Namespace) -> int:
         "backbone": args.backbone,
         "temperature_period": args.temperature_period,
         "data_root": args.data_root,
+        "temperature_overrides": {"tau": args.tau, "tau_min": args.tau_min, "tau_max": args.tau_max},
     }
     results_dir = args.results_dir.resolve()
-    plan = runner.plan(methods, args.dataset, parse_seeds(args.seeds), args.preset, overrides, args.device, results_dir)
+    plan = runner.plan(
+        methods, args.dataset, parse_seeds(args.seeds), args.preset, overrides, args.device, results_dir,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+    )
     data = runner.load_data(plan)
     print(
         f"{data.name}: {len(data.train_labels)} long-tail training images (class counts {list(map(int, data.class_counts))}), "
         f"{len(data.test_labels)} balanced test images; device {plan.device}; "
         f"{len(plan.configs)} run(s), writing records to {results_dir}"
     )
-    written = runner.execute(plan, data, show_progress=not args.no_progress)
-    protocols = {json.dumps(r["protocol"], sort_keys=True) for r in written}
+    with stop_on_signals() as stop:
+        try:
+            written = runner.execute(plan, data, show_progress=not args.no_progress, stop=stop)
+        except TrainingInterrupted as interrupted:
+            print(f"interrupted: {interrupted}", file=sys.stderr)
+            return 143 if interrupted.signal_name == "SIGTERM" else 130
+    protocols = {json.dumps(c.protocol_key(), sort_keys=True) for c in plan.configs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         everything = load_records(results_dir)
@@ -119,7 +135,10 @@ def command_run(args: argparse.Namespace) -> int:
         output = results_dir.parent / "README.md"
         write_leaderboard(results_dir, output)
         print(f"\nleaderboard written to {output}")
-    return 0
+    failed = [r for r in written if r.get("status") == "failed"]
+    for record in failed:
+        print(f"error: {record['failure']} (record kept as failed: {record['_path']})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def command_list(args: argparse.Namespace) -> int:

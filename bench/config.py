@@ -3,6 +3,8 @@ resolved configuration of one run (preset + command-line overrides), validated b
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
@@ -72,11 +74,25 @@ class RunConfig:
     eval_protocols: tuple[str, ...] = ("knn1", "knn10", "wknn", "linear")
     data_root: Optional[str] = None
     augmentation: dict = field(default_factory=dict)
+    #: --tau / --tau-min / --tau-max, only those the method's temperature strategy accepts.
+    temperature_overrides: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["eval_protocols"] = list(self.eval_protocols)
         return out
+
+    @property
+    def method_label(self) -> str:
+        """The method's name on the leaderboard: ``constant`` or, with overrides, ``constant[tau=0.5]``."""
+        if not self.temperature_overrides:
+            return self.method
+        return f"{self.method}[{','.join(f'{k}={v:g}' for k, v in sorted(self.temperature_overrides.items()))}]"
+
+    def run_id(self) -> str:
+        """Identity of a run: everything that determines its result (not where the data or records live).
+        Rerunning a command with the same run_id resumes its checkpoint or skips it when finished."""
+        return run_id_of(self.to_dict())
 
     def protocol_key(self) -> dict[str, Any]:
         """What makes two runs comparable on one leaderboard table."""
@@ -101,6 +117,7 @@ def resolve_config(
     """Preset values, replaced by every override that is not None, then validated."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     epochs_overridden = "epochs" in overrides
+    temperature_overrides = dict(overrides.pop("temperature_overrides", {}) or {})
     preset = replace(preset, **{k: v for k, v in overrides.items() if hasattr(preset, k) and k != "name"})
     if "temperature_period" in overrides:
         rule = "set on the command line"
@@ -128,6 +145,7 @@ def resolve_config(
         num_workers=int(overrides.get("num_workers", 0)),
         data_root=overrides.get("data_root"),
         augmentation=asdict(augmentation),
+        temperature_overrides=temperature_overrides,
     )
     validate(config)
     return config
@@ -145,3 +163,10 @@ def validate(config: RunConfig) -> None:
         raise UserError(f"--lr must be positive, got {config.lr}.")
     if config.seed < 0:
         raise UserError(f"--seeds must be non-negative integers, got {config.seed}.")
+
+
+def run_id_of(config: dict[str, Any]) -> str:
+    """The run id of a config dict (also used for records written before run ids existed)."""
+    identity = {k: v for k, v in config.items() if k not in ("data_root", "num_workers")}
+    identity.setdefault("temperature_overrides", {})
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -69,11 +69,16 @@ def _method_order(methods: list[str]) -> list[str]:
 
 
 def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows = methods (floors last), columns = metrics as mean +- std, n = seeds."""
+    """Rows = methods (floors last), columns = metrics as mean +- std over seeds, n = seeds.
+
+    Several records of one seed (the same run repeated, e.g. on another machine) are averaged first,
+    so every seed weighs the same.
+    """
     metrics = [m for m in METRIC_LABELS if f"{m}/overall" in frame]
+    value_columns = [c for c in frame.columns if "/" in c]
     rows = []
     for method in _method_order(list(frame["method"].unique())):
-        part = frame[frame["method"] == method]
+        part = frame[frame["method"] == method].groupby("seed", as_index=False)[value_columns].mean()
         row: dict[str, Any] = {"Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method, "n": part["seed"].nunique()}
         for metric in metrics:
             row[METRIC_LABELS[metric]] = _mean_std(part[f"{metric}/overall"])

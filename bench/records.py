@@ -18,8 +18,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
+#: Version 2 added ``run_id``, ``status`` / ``failure`` on every record and ``nondeterminism``.
+SCHEMA_VERSION = 2
 REQUIRED_FIELDS = ("schema_version", "kind", "method", "dataset", "seed", "config", "metrics")
+
+
+def migrate(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older record up to :data:`SCHEMA_VERSION` (older records keep loading)."""
+    if record["schema_version"] < 2:
+        from bench.config import run_id_of
+
+        record.setdefault("status", "ok")
+        record.setdefault("run_id", run_id_of(record["config"]))
+        record["config"].setdefault("temperature_overrides", {})
+        record["schema_version"] = 2
+    return record
 
 
 def utc_now() -> str:
@@ -71,9 +84,10 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
         if not is_record(data):
             warnings.warn(f"skipping {path}: not a benchmark record (missing {_missing(data)})", stacklevel=2)
             continue
-        if data["schema_version"] > SCHEMA_VERSION:
+        if not isinstance(data["schema_version"], int) or data["schema_version"] > SCHEMA_VERSION:
             warnings.warn(f"skipping {path}: schema version {data['schema_version']} is newer than this code", stacklevel=2)
             continue
+        data = migrate(data)
         data["_path"] = str(path)
         records.append(data)
     return records

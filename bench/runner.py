@@ -18,18 +18,27 @@ import torch
 
 from bench.augment import EvalPreprocess
 from bench.backbones import check_backbone, create_backbone
+from bench.checkpoint import Checkpointer, StopRequest
 from bench.config import AugmentationSpec, RunConfig, resolve_config
 from bench.environment import environment
 from bench.errors import UserError
 from bench.evaluation import PROTOCOLS, evaluate, extract_features
 from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
-from bench.trainer import select_device, train
+from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
 from datasets.base import DatasetSpec
 from methods import get_method_class
 
 #: The two reference rows of every table: evaluation of raw pixels and of the untrained encoder.
 FLOORS = ("floor:raw_pixels", "floor:random_init")
+
+#: What a record says about reproducibility (issue: determinism on CPU, known sources on CUDA).
+NONDETERMINISM = {
+    "cpu": "none known: the same command and seed give the same metrics (tested)",
+    "cuda": "cuDNN convolution algorithm choice and atomic-add reductions in backward passes and "
+    "index/scatter ops make CUDA runs differ slightly between repetitions; bf16 autocast rounding "
+    "differs from CPU float32",
+}
 
 
 @dataclass
@@ -41,6 +50,17 @@ class RunPlan:
     device: torch.device
     results_dir: Path
     seeds: list[int]
+    checkpoint_every: int = 10
+    resume: bool = True
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Checkpoints live beside the results (leaderboard/checkpoints by default; not committed)."""
+        return self.results_dir.parent / "checkpoints"
+
+    def checkpointer(self, config: RunConfig) -> Checkpointer:
+        name = f"{config.dataset}__{config.method_label}__seed{config.seed}__{config.run_id()}.pt".replace("/", "-")
+        return Checkpointer(self.checkpoint_dir / name, self.checkpoint_every)
 
 
 def plan(
@@ -51,6 +71,8 @@ def plan(
     overrides: dict[str, Any],
     device: str,
     results_dir: Path,
+    checkpoint_every: int = 10,
+    resume: bool = True,
 ) -> RunPlan:
     """Resolve and validate every run; raises :class:`UserError` (one line) on bad input."""
     if not methods:
@@ -61,17 +83,30 @@ def plan(
     preset_name = preset or spec.default_preset
     if preset_name not in spec.presets:
         raise UserError(f"unknown preset {preset_name!r} for {dataset}; its presets are: {', '.join(spec.presets)}.")
+    temperature = {k: v for k, v in (overrides.pop("temperature_overrides", None) or {}).items() if v is not None}
+    applicable: dict[str, dict[str, float]] = {}
     for name in methods:
-        get_method_class(name)  # unknown names fail here, before any work
+        strategy = get_method_class(name).temperature  # unknown names fail here, before any work
+        applicable[name] = {k: v for k, v in temperature.items() if strategy.accepts(k)}
+        strategy.with_overrides(applicable[name])  # tau <= 0, tau_min > tau_max: one line each
+    for option in temperature:
+        if not any(option in used for used in applicable.values()):
+            raise UserError(f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
+                            "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range.")
+    if checkpoint_every <= 0:
+        raise UserError(f"--checkpoint-every must be a positive number of epochs, got {checkpoint_every}.")
     torch_device = select_device(device)
     configs = [
-        resolve_config(spec.presets[preset_name], name, dataset, seed, str(torch_device), spec.augmentation, overrides)
+        resolve_config(
+            spec.presets[preset_name], name, dataset, seed, str(torch_device), spec.augmentation,
+            {**overrides, "temperature_overrides": applicable[name]},
+        )
         for seed in seeds
         for name in methods
     ]
     check_backbone(configs[0].backbone)
     _check_writable(results_dir)
-    return RunPlan(spec, configs, torch_device, results_dir, seeds)
+    return RunPlan(spec, configs, torch_device, results_dir, seeds, checkpoint_every, resume)
 
 
 def _check_writable(results_dir: Path) -> None:
@@ -146,21 +181,47 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "protocol": config.protocol_key(),
         "data": data.summary(),
         "evaluation": {name: PROTOCOLS[name] for name in config.eval_protocols},
+        "run_id": config.run_id(),
         "environment": environment(device),
+        "nondeterminism": NONDETERMINISM["cuda" if device.type == "cuda" else "cpu"],
         "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
         "started_at": utc_now(),
     }
 
 
-def run_one(config: RunConfig, data: LongTailData, device: torch.device, show_progress: bool = True) -> dict:
-    """Train and evaluate one method with one seed; returns its record (not yet written)."""
-    record = _base_record("run", config.method, config, data, device)
+def run_one(
+    config: RunConfig,
+    data: LongTailData,
+    device: torch.device,
+    show_progress: bool = True,
+    checkpointer: Checkpointer | None = None,
+    stop: StopRequest | None = None,
+) -> dict:
+    """Train and evaluate one method with one seed; returns its record (not yet written).
+
+    A diverged run returns a record with ``status: failed`` and the reason; an interrupted one raises
+    :class:`bench.checkpoint.TrainingInterrupted` after checkpointing.
+    """
+    record = _base_record("run", config.method_label, config, data, device)
     _seed_everything(config.seed)
     backbone, feature_dim = create_backbone(config.backbone)
-    method = get_method_class(config.method)(backbone=backbone, feature_dim=feature_dim)
-    record["method_info"] = method.info()
+    method = get_method_class(config.method)(
+        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides
+    )
+    record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
-    result = train(method, data.train_images, run_augmentation(config), config, device, show_progress)
+    try:
+        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer, stop)
+    except TrainingDiverged as diverged:
+        record.update(
+            status="failed",
+            failure=str(diverged),
+            metrics={},
+            history=diverged.history,
+            tau_per_epoch=[entry.get("tau") for entry in diverged.history],
+            finished_at=utc_now(),
+        )
+        return record
     train_seconds = time.perf_counter() - start
     method.eval()
     metrics = _evaluate_encoder(method.backbone, data, config, device)
@@ -171,6 +232,7 @@ def run_one(config: RunConfig, data: LongTailData, device: torch.device, show_pr
         tau_per_epoch=[entry.get("tau") for entry in result.history],
         throughput=result.throughput,
         peak_memory=result.peak_memory,
+        resumed_from=result.resumed_from,
         finished_at=utc_now(),
     )
     return record
@@ -206,8 +268,18 @@ def missing_floors(config: RunConfig, existing: list[dict]) -> bool:
     return not set(FLOORS) <= have
 
 
-def execute(run_plan: RunPlan, data: LongTailData, show_progress: bool = True, log: Callable[[str], None] = print) -> list[dict]:
-    """Run every planned config, writing each record as soon as it exists; returns the records."""
+def execute(
+    run_plan: RunPlan,
+    data: LongTailData,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+    stop: StopRequest | None = None,
+) -> list[dict]:
+    """Run every planned config, writing each record as soon as it exists; returns the records.
+
+    A run whose checkpoint says it finished (and whose record exists) is skipped; one with a
+    checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside).
+    """
     written: list[dict] = []
     existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
     for seed in run_plan.seeds:
@@ -218,8 +290,24 @@ def execute(run_plan: RunPlan, data: LongTailData, show_progress: bool = True, l
                 existing.append(record)
                 written.append(record)
         for config in seed_configs:
-            log(f"training {config.method} on {config.dataset} (seed {config.seed}, {config.epochs} epochs, {config.backbone})")
-            record = run_one(config, data, run_plan.device, show_progress)
-            record["_path"] = str(write_record(record, run_plan.results_dir))
+            checkpointer = run_plan.checkpointer(config)
+            finished = checkpointer.finished()
+            if run_plan.resume and finished and Path(finished.get("record", "")).exists():
+                log(f"skipping {config.method_label} on {config.dataset} (seed {config.seed}): finished, record {finished['record']}")
+                continue
+            if not run_plan.resume and (aside := checkpointer.set_aside()):
+                log(f"--no-resume: the previous checkpoint was moved to {aside}")
+            resuming = checkpointer.path.exists()
+            log(
+                f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
+                f"(seed {config.seed}, {config.epochs} epochs, {config.backbone})"
+            )
+            record = run_one(config, data, run_plan.device, show_progress, checkpointer, stop)
+            path = write_record(record, run_plan.results_dir)
+            record["_path"] = str(path)
             written.append(record)
+            if record["status"] == "ok":
+                checkpointer.mark_finished({"record": str(path), "finished_at": record["finished_at"]})
+            else:
+                log(f"error: {record['failure']}; the record is kept as failed: {path}")
     return written

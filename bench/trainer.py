@@ -13,6 +13,7 @@ import math
 import resource
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from lightly.utils.scheduler import cosine_warmup_schedule
 from tqdm.auto import tqdm
 
 from bench.augment import BatchedSimCLRAugment
+from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
 from bench.config import AugmentationSpec, RunConfig
 from bench.errors import UserError
 from methods.base import ContrastiveMethod
@@ -27,11 +29,11 @@ from methods.temperature import TrainingProgress
 
 
 class TrainingDiverged(RuntimeError):
-    """A non-finite loss; carries where it happened."""
+    """A non-finite loss or tau; carries where it happened and the history up to then."""
 
-    def __init__(self, method: str, epoch: int, step: int, value: float) -> None:
-        super().__init__(f"{method} diverged: loss {value} at epoch {epoch}, step {step}")
-        self.epoch, self.step, self.value = epoch, step, value
+    def __init__(self, method: str, epoch: int, step: int, value: float, history: list[dict], what: str = "loss") -> None:
+        super().__init__(f"{method} diverged: {what} is {value} in epoch {epoch} at step {step}")
+        self.epoch, self.step, self.value, self.history = epoch, step, value, history
 
 
 @dataclass
@@ -39,6 +41,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     throughput: dict = field(default_factory=dict)
     peak_memory: dict = field(default_factory=dict)
+    resumed_from: dict | None = None
 
 
 def select_device(requested: str) -> torch.device:
@@ -62,6 +65,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _is_finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def train(
     method: ContrastiveMethod,
     train_images: np.ndarray,
@@ -69,8 +76,15 @@ def train(
     config: RunConfig,
     device: torch.device,
     show_progress: bool = True,
+    checkpointer: Checkpointer | None = None,
+    stop: StopRequest | None = None,
 ) -> TrainResult:
-    """Train ``method`` in place on uint8 images (N, H, W, C) for ``config.epochs`` epochs."""
+    """Train ``method`` in place on uint8 images (N, H, W, C) for ``config.epochs`` epochs.
+
+    With a ``checkpointer``, a checkpoint is written every ``checkpointer.every_epochs`` epochs and
+    when ``stop`` is requested (SIGTERM / SIGINT), and an existing checkpoint is resumed exactly: on
+    CPU a resumed run ends with the same weights as an uninterrupted one.
+    """
     is_cuda = device.type == "cuda"
     if is_cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -86,33 +100,73 @@ def train(
     total_steps = per_epoch * config.epochs
     warmup_steps = config.warmup_epochs * per_epoch
     optimizer = torch.optim.SGD(method.parameter_groups(config.weight_decay), lr=config.lr, momentum=config.momentum)
-    # Steady state: the first steps pay for allocator warm-up and lazy initialisation.
-    unmeasured_steps = min(10, max(1, total_steps // 10)) if total_steps > 1 else 0
+
+    def lr_at(step: int) -> float:
+        return cosine_warmup_schedule(step, total_steps, config.lr, 0.0, warmup_steps, 0.0)
 
     result = TrainResult()
+    start_epoch, start_batch, step = 0, 0, 0
+    order: torch.Tensor | None = None
+    loss_sum = torch.zeros((), device=device)
+    state = checkpointer.load() if checkpointer else None
+    if state is not None:
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].to(generator.get_state().device))
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        if is_cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
+        order = state["order"].to(device) if state["order"] is not None else None
+        loss_sum = state["loss_sum"].to(device)
+        result.history = state["history"]
+        result.resumed_from = {"epoch": start_epoch, "batch": start_batch, "step": step}
+
+    def snapshot(epoch: int, batch: int) -> dict[str, Any]:
+        return {
+            "run_id": config.run_id(),
+            "method": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if is_cuda else None,
+            "epoch": epoch,
+            "batch": batch,
+            "step": step,
+            "order": order.cpu() if order is not None and batch > 0 else None,
+            "loss_sum": loss_sum.detach().cpu(),
+            "history": result.history,
+        }
+
+    # Steady state: the first steps (of this process) pay for allocator warm-up and lazy initialisation.
+    remaining_steps = total_steps - step
+    unmeasured_steps = min(10, max(1, remaining_steps // 10)) if remaining_steps > 1 else 0
+    segment_start_step = step
     log_every = max(1, config.epochs // 10)  # ten log lines per run; every epoch is in the record
-    bar = tqdm(total=total_steps, desc=f"{method.registered_name}", unit="step", disable=not show_progress, leave=False)
-    step = 0
+    bar = tqdm(total=total_steps, initial=step, desc=method.registered_name, unit="step", disable=not show_progress, leave=False)
     augment_seconds = compute_seconds = 0.0
     measure_start = time.perf_counter()
-    for epoch in range(config.epochs):
-        progress = TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period)
-        method.on_epoch_start(progress)
+    for epoch in range(start_epoch, config.epochs):
+        resuming_this_epoch = epoch == start_epoch and start_batch > 0
+        if not resuming_this_epoch:
+            method.on_epoch_start(TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period))
+            loss_sum = torch.zeros((), device=device)
+            order = torch.randperm(len(images), device=device, generator=generator)
         epoch_start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        order = torch.randperm(len(images), device=device, generator=generator)
-        for batch in range(per_epoch):
-            if step == unmeasured_steps:
+        first_batch = start_batch if resuming_this_epoch else 0
+        for batch in range(first_batch, per_epoch):
+            if step - segment_start_step == unmeasured_steps:
                 _sync(device)
                 measure_start = time.perf_counter()
                 augment_seconds = compute_seconds = 0.0
-            lr = cosine_warmup_schedule(step, total_steps, config.lr, 0.0, warmup_steps, 0.0)
+            lr = lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             t0 = time.perf_counter()
-            batch_images = images[indices]
-            view0, view1 = augment.two_views(batch_images, generator)
+            view0, view1 = augment.two_views(images[indices], generator)
             if is_cuda:
                 view0 = view0.contiguous(memory_format=torch.channels_last)
                 view1 = view1.contiguous(memory_format=torch.channels_last)
@@ -126,36 +180,46 @@ def train(
             loss_sum += loss.detach()
             if not is_cuda and not math.isfinite(loss.item()):
                 # On CPU the check is free; on CUDA it would synchronise every step (checked per epoch).
-                raise TrainingDiverged(method.registered_name, epoch + 1, step, loss.item())
+                raise TrainingDiverged(method.registered_name, epoch + 1, step, loss.item(), result.history)
             augment_seconds += t1 - t0
             compute_seconds += time.perf_counter() - t1
             step += 1
             bar.update(1)
+            if stop is not None and stop.requested:
+                path = None
+                if checkpointer is not None:
+                    checkpointer.save(snapshot(epoch, batch + 1))
+                    path = checkpointer.path
+                bar.close()
+                raise TrainingInterrupted(stop.signal_name or "signal", epoch + 1, step, path)
         _sync(device)
         epoch_seconds = time.perf_counter() - epoch_start
         mean_loss = (loss_sum / max(per_epoch, 1)).item()
-        if not math.isfinite(mean_loss):
-            raise TrainingDiverged(method.registered_name, epoch + 1, step - 1, mean_loss)
         entry = {
             "epoch": epoch + 1,
             "loss": mean_loss,
-            "lr": lr,
+            "lr": lr_at(max(step - 1, 0)),
             **method.epoch_log(),
-            "images_per_s": per_epoch * config.batch_size / epoch_seconds,
+            "images_per_s": (per_epoch - first_batch) * config.batch_size / epoch_seconds,
             "seconds": epoch_seconds,
         }
+        bad = [k for k, v in entry.items() if not _is_finite(v)]
+        if bad:
+            raise TrainingDiverged(method.registered_name, epoch + 1, step - 1, entry[bad[0]], result.history, what=bad[0])
         result.history.append(entry)
         bar.set_postfix(loss=f"{mean_loss:.3f}", tau=f"{entry.get('tau', float('nan')):.3f}")
         if show_progress and (epoch + 1) % log_every == 0:
             bar.write(
                 f"  {method.registered_name} epoch {epoch + 1}/{config.epochs}: loss {mean_loss:.4f}, "
-                f"tau {entry.get('tau', float('nan')):.4f}, lr {lr:.4f}, {entry['images_per_s']:.0f} images/s"
+                f"tau {entry.get('tau', float('nan')):.4f}, lr {entry['lr']:.4f}, {entry['images_per_s']:.0f} images/s"
             )
+        if checkpointer is not None and ((epoch + 1) % checkpointer.every_epochs == 0 or epoch + 1 == config.epochs):
+            checkpointer.save(snapshot(epoch + 1, 0))
     _sync(device)
     measured_seconds = time.perf_counter() - measure_start
     bar.close()
 
-    measured_steps = total_steps - unmeasured_steps
+    measured_steps = total_steps - segment_start_step - unmeasured_steps
     result.throughput = {
         "images_per_s": measured_steps * config.batch_size / measured_seconds if measured_steps > 0 else None,
         "unit": "source images per second (each gives two views), steady state",

@@ -9,6 +9,7 @@ Long tail: Cao et al. 2019 (LDAM-DRW) exponential profile -> 14,886 images
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,30 @@ FILES = {
 }
 N_MAX, RHO, SEED = 6000, 100.0, 0
 
+#: SHA-256 of each file's uncompressed IDX bytes (the same whether a mirror gzips it again or not).
+SHA256 = {
+    "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 
-def read_idx(path: Path) -> np.ndarray:
+
+def read_idx(path: Path, sha256: str | None = None) -> np.ndarray:
     """Parse an IDX file (``.gz`` or not): magic 0x0000 <dtype> <ndim>, ndim big-endian uint32 sizes, data.
 
     Format of LeCun's MNIST page; Fashion-MNIST files are all unsigned bytes (dtype code 0x08).
+    With ``sha256``, the uncompressed bytes must have that checksum (a UserError says which file differs).
     """
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as error:
+        raise UserError(f"{path} cannot be read ({error}); download it again.") from None
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise UserError(
+            f"{path} has the wrong SHA-256 checksum (corrupted or a different file); replace it with the "
+            f"official Fashion-MNIST file (apt-get install --reinstall dataset-fashion-mnist, or download it again)."
+        )
     if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file")
     ndim = raw[3]
@@ -131,7 +149,7 @@ class FashionMnistLT(DatasetSpec):
 
     def load(self, data_root: Path | None = None) -> LongTailData:
         files = locate_fashion_mnist(Path(data_root).expanduser() if data_root is not None else None)
-        arrays = {key: read_idx(path) for key, path in files.items()}
+        arrays = {key: read_idx(path, SHA256[key]) for key, path in files.items()}
         train_labels = arrays["train_labels"].astype(np.int64)
         counts = ldam_counts(N_MAX, len(CLASS_NAMES), RHO)
         picks = ldam_indices(train_labels, counts, seed=SEED)

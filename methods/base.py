@@ -6,7 +6,6 @@ what differs (solo-learn's base-class pattern). Methods never own a training loo
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import torch
@@ -33,13 +32,16 @@ class ContrastiveMethod(nn.Module):
     projection_dim: ClassVar[int] = 128
     registered_name: ClassVar[str] = "unregistered"
 
-    def __init__(self, backbone: nn.Module, feature_dim: int) -> None:
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, temperature_overrides: dict[str, float] | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         # Hidden width = feature width, output 128, as the CIFAR-LT recipes (protocol.md).
         self.projection_head = SimCLRProjectionHead(feature_dim, feature_dim, self.projection_dim)
-        # Each instance owns a copy: a learnable strategy's parameter must not be shared across runs.
-        self.temperature_strategy: TemperatureStrategy = copy.deepcopy(type(self).temperature)
+        # Each instance owns a copy (a learnable strategy's parameter must not be shared across runs),
+        # with the command line's --tau / --tau-min / --tau-max where they apply.
+        self.temperature_strategy: TemperatureStrategy = type(self).temperature.with_overrides(temperature_overrides or {})
         self._epoch_tau: list[dict[str, float]] = []
 
     # --- what the trainer and the evaluation call -------------------------------------------
@@ -76,6 +78,14 @@ class ContrastiveMethod(nn.Module):
             return {}
         keys = self._epoch_tau[0].keys()
         return {k: sum(t[k] for t in self._epoch_tau) / len(self._epoch_tau) for k in keys}
+
+    # The taus logged so far in this epoch travel with the state_dict, so a run resumed mid-epoch
+    # logs the same epoch mean as an uninterrupted one.
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"epoch_tau": list(self._epoch_tau)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._epoch_tau = list(state.get("epoch_tau", []))
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """Optimiser parameter groups; every parameter decays by default."""

@@ -7,7 +7,9 @@ similarities) it returns tau as a float or a tensor; a learnable strategy owns i
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from lightly.utils.scheduler import cosine_schedule
@@ -33,6 +35,23 @@ class TemperatureStrategy(nn.Module):
 
     #: True when tau depends on the pair (a (2N, 2N) tensor): the NT-Xent then needs similarities.
     per_pair: bool = False
+    #: Command-line overrides this strategy accepts: option name (``tau``, ``tau_min``, ``tau_max``)
+    #: -> constructor argument.
+    overridable: ClassVar[dict[str, str]] = {}
+
+    def init_args(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this strategy."""
+        return {}
+
+    def with_overrides(self, overrides: dict[str, float]) -> "TemperatureStrategy":
+        """A copy with the applicable command-line overrides (validated by the constructor)."""
+        applicable = {self.overridable[k]: v for k, v in overrides.items() if k in self.overridable}
+        if not applicable:
+            return copy.deepcopy(self)
+        return type(self)(**{**self.init_args(), **applicable})
+
+    def accepts(self, option: str) -> bool:
+        return option in self.overridable
 
     def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None):
         raise NotImplementedError
@@ -54,10 +73,15 @@ def _check_positive(name: str, value: float) -> None:
 class ConstantTemperature(TemperatureStrategy):
     """A fixed tau, the SimCLR baseline. Default 0.2, the baseline of the long-tail papers."""
 
+    overridable = {"tau": "tau"}
+
     def __init__(self, tau: float = 0.2) -> None:
         super().__init__()
         _check_positive("tau", tau)
         self.tau = float(tau)
+
+    def init_args(self) -> dict[str, Any]:
+        return {"tau": self.tau}
 
     def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> float:
         return self.tau
@@ -89,6 +113,11 @@ class CosineTemperature(TemperatureStrategy):
         self.tau_minus = float(tau_minus)
         self.tau_plus = float(tau_plus)
         self.period = period
+
+    overridable = {"tau_min": "tau_minus", "tau_max": "tau_plus"}
+
+    def init_args(self) -> dict[str, Any]:
+        return {"tau_minus": self.tau_minus, "tau_plus": self.tau_plus, "period": self.period}
 
     def value(self, epoch: float, period: int) -> float:
         """tau at (0-based) epoch ``epoch`` for period ``period``."""

@@ -49,7 +49,7 @@ class TrainPreset:
     description: str = ""
 
     def resolved_period(self) -> int:
-        return self.temperature_period if self.temperature_period else max(1, round(self.epochs / 5))
+        return self.temperature_period if self.temperature_period is not None else max(1, round(self.epochs / 5))
 
 
 @dataclass
@@ -121,7 +121,7 @@ def resolve_config(
     preset = replace(preset, **{k: v for k, v in overrides.items() if hasattr(preset, k) and k != "name"})
     if "temperature_period" in overrides:
         rule = "set on the command line"
-    elif preset.temperature_period and not epochs_overridden:
+    elif preset.temperature_period is not None and not epochs_overridden:
         rule = f"preset {preset.name!r}"
     else:
         # A shorter or longer run keeps the paper's number of cycles per run (5), not T in epochs.

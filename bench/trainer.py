@@ -3,7 +3,8 @@
 The paper's recipe (protocol.md): SGD with momentum 0.9, linear warm-up then cosine decay of the
 learning rate per iteration (lightly's ``cosine_warmup_schedule``), two SimCLR views per image.
 In-memory datasets keep their uint8 images on the training device and are augmented a whole batch
-at a time (bench/augment.py), the airbench way: no per-image Python work on the hot path.
+at a time (bench/augment.py), the airbench way: no per-image Python work on the hot path; file
+datasets come through a DataLoader with workers. Both are a batch source (bench/data.py).
 On CUDA: bf16 autocast and channels_last. Throughput is measured here, in every run.
 """
 
@@ -19,9 +20,10 @@ import torch
 from lightly.utils.scheduler import cosine_warmup_schedule
 from tqdm.auto import tqdm
 
-from bench.augment import BatchedSimCLRAugment
 from bench.config import AugmentationSpec, RunConfig
+from bench.data import batch_source
 from bench.errors import UserError
+from datasets.imagefiles import ImageFiles
 from methods.base import ContrastiveMethod
 from methods.temperature import TrainingProgress
 
@@ -64,13 +66,13 @@ def _sync(device: torch.device) -> None:
 
 def train(
     method: ContrastiveMethod,
-    train_images: np.ndarray,
+    train_images: np.ndarray | ImageFiles,
     augmentation: AugmentationSpec,
     config: RunConfig,
     device: torch.device,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train ``method`` in place on uint8 images (N, H, W, C) for ``config.epochs`` epochs."""
+    """Train ``method`` in place for ``config.epochs`` epochs on uint8 images (N, H, W, C) or image files."""
     is_cuda = device.type == "cuda"
     if is_cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -78,11 +80,11 @@ def train(
     else:
         method.to(device)
     method.train()
-    images = torch.from_numpy(train_images).to(device)
-    augment = BatchedSimCLRAugment(augmentation)
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    source = batch_source(train_images, augmentation, config.batch_size, device, generator, config.seed,
+                          config.num_workers)
 
-    per_epoch = steps_per_epoch(len(images), config.batch_size)
+    per_epoch = source.steps_per_epoch()
     total_steps = per_epoch * config.epochs
     warmup_steps = config.warmup_epochs * per_epoch
     optimizer = torch.optim.SGD(method.parameter_groups(config.weight_decay), lr=config.lr, momentum=config.momentum)
@@ -100,7 +102,7 @@ def train(
         method.on_epoch_start(progress)
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
-        order = torch.randperm(len(images), device=device, generator=generator)
+        batches = source.epoch()
         for batch in range(per_epoch):
             if step == unmeasured_steps:
                 _sync(device)
@@ -109,10 +111,8 @@ def train(
             lr = cosine_warmup_schedule(step, total_steps, config.lr, 0.0, warmup_steps, 0.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            indices = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             t0 = time.perf_counter()
-            batch_images = images[indices]
-            view0, view1 = augment.two_views(batch_images, generator)
+            view0, view1, indices = next(batches)  # augmentation on the device, or waiting for the loader
             if is_cuda:
                 view0 = view0.contiguous(memory_format=torch.channels_last)
                 view1 = view1.contiguous(memory_format=torch.channels_last)

@@ -68,17 +68,15 @@ def groups_by_count(class_counts: np.ndarray) -> np.ndarray:
 class ProbeSet:
     """A labelled set that a linear probe trains on (SDCLR's full-shot and few-shot probe sets).
 
-    ``labels`` are known up front (cheap, and records store the sizes); the images are loaded only
-    when a protocol asks for them, since a full-shot set can be four times the pretraining set.
+    Loaded only when a protocol asks for it (``load()`` -> images, int64 labels): a full-shot set can
+    be four times the pretraining set, and on ImageNet it means listing the whole train folder.
     """
 
     description: str
-    labels: np.ndarray
-    load_images: Callable[[], Images]
+    load: Callable[[], tuple[Images, np.ndarray]]
 
     def summary(self) -> dict[str, Any]:
-        return {"description": self.description, "size": int(len(self.labels)),
-                "class_counts": [int(c) for c in np.bincount(self.labels)]}
+        return {"description": self.description}
 
 
 @dataclass
@@ -185,6 +183,19 @@ class DatasetSpec:
         if rho is not None and rho < 1:
             raise UserError(f"--rho must be >= 1 (head count / tail count), got {rho:g}.")
         self.rho = rho
+
+    #: Whether the entry's images stay on disk (a DataLoader with workers feeds the trainer).
+    file_based: ClassVar[bool] = False
+
+    def protocol_extra(self, data_root: Optional[Path]) -> dict[str, Any]:
+        """What separates this choice's benchmark from the default one on the leaderboard (records'
+        ``protocol``): the construction when it is not the default, and rho when the user set it."""
+        extra: dict[str, Any] = {}
+        if self.construction != self.constructions[0]:
+            extra["construction"] = self.construction
+        if self.rho is not None:
+            extra["rho"] = self.rho
+        return extra
 
     def available_probe_sets(self) -> tuple[str, ...]:
         """Names of the probe sets this construction provides (for checking --eval up front)."""

@@ -187,7 +187,7 @@ class _CifarLT(DatasetSpec):
     folder: ClassVar[str]  # what torchvision extracts under the root
     title: ClassVar[str]
     num_classes: ClassVar[int]
-    rho: ClassVar[float] = 100.0
+    ldam_rho: ClassVar[float] = 100.0  # (not `rho`: that is the instance's --rho choice)
     seed: ClassVar[int] = 0
 
     constructions = ("ldam", "sdclr")
@@ -256,20 +256,20 @@ class _CifarLT(DatasetSpec):
         common = dict(name=self.registered_name, test_images=source.test_images, test_labels=source.test_labels,
                       class_names=source.classes, source=source.location)
         if self.construction == "ldam":
-            picks = ldam_cifar_indices(source.targets, self.num_classes, rho=self.rho, seed=self.seed)
+            picks = ldam_cifar_indices(source.targets, self.num_classes, rho=self.ldam_rho, seed=self.seed)
             n_max = len(source.targets) // self.num_classes
             return LongTailData(
                 train_images=source.train_images(picks),
                 train_labels=source.targets[picks],
-                construction=f"ldam(n_max={n_max}, rho={self.rho:g}, seed={self.seed}); test: official 10,000",
+                construction=f"ldam(n_max={n_max}, rho={self.ldam_rho:g}, seed={self.seed}); test: official 10,000",
                 **common,
             )
         split = sdclr_split(source.targets, self.num_classes, self.split, files)
         probes = {
-            "full": ProbeSet(f"SDCLR full-shot probe set {paths['full']}", source.targets[split.full],
-                             lambda: source.train_images(split.full)),
-            "few": ProbeSet(f"SDCLR few-shot probe set {paths['few']}", source.targets[split.few],
-                            lambda: source.train_images(split.few)),
+            "full": ProbeSet(f"SDCLR full-shot probe set {paths['full']}",
+                             lambda: (source.train_images(split.full), source.targets[split.full])),
+            "few": ProbeSet(f"SDCLR few-shot probe set {paths['few']}",
+                            lambda: (source.train_images(split.few), source.targets[split.few])),
         }
         return LongTailData(
             train_images=source.train_images(split.pretrain),

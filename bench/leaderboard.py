@@ -25,7 +25,6 @@ from typing import Any
 
 import math
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 from tabulate import tabulate

@@ -183,8 +183,14 @@ def test_jpeg_paths_follow_the_per_class_rank():
 
 
 def test_cifar10_jpeg_sdclr_split_loads_the_published_counts(shared_data, tmp_path):
+    # Unpack only what split 1 reads (its D_i and the test set): a third of the archive's 60,000 files.
+    targets = np.load(shared_data / "cifar_labels" / "cifar10_train_labels.npy")
+    d_i = np.load(shared_data / "splits" / "cifar10_imbSub_with_subsets" / "split1_D_i.npy")
+    all_paths = jpeg_train_paths(targets, CIFAR10_CLASSES)
+    wanted = {all_paths[i] for i in d_i}
     with tarfile.open(shared_data / "cifar10_jpeg" / "cifar10_jpeg_q75.tar.gz") as archive:
-        archive.extractall(tmp_path, filter="data")
+        members = [m for m in archive if m.isdir() or m.name.startswith("test/") or m.name in wanted]
+        archive.extractall(tmp_path, members=members, filter="data")
     os.symlink(shared_data / "cifar_labels" / "cifar10_train_labels.npy", tmp_path / "cifar10_train_labels.npy")
     os.symlink(shared_data / "splits", tmp_path / "split")
     data = create_dataset("cifar10_jpeg_lt", construction="sdclr", split=1).load(tmp_path)

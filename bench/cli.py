@@ -18,8 +18,8 @@ DEFAULT_RESULTS = REPO_ROOT / "leaderboard" / "results"
 DEFAULT_DATASET = "digits_lt"
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0,1,2`` or ``0-4`` (inclusive) or a mix: ``0-2,7``."""
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """``0,1,2`` or ``0-4`` (inclusive) or a mix: ``0-2,7`` (also ``--splits 1-5``)."""
     seeds: list[int] = []
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -29,9 +29,10 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.append(int(part))
     except ValueError:
-        raise UserError(f"--seeds {text!r} is not a list of integers; use e.g. 0,1,2 or 0-4.") from None
+        example = "1-5" if option == "--splits" else "0,1,2 or 0-4"
+        raise UserError(f"{option} {text!r} is not a list of integers; use e.g. {example}.") from None
     if any(s < 0 for s in seeds):
-        raise UserError(f"--seeds {text!r}: seeds must be non-negative.")
+        raise UserError(f"{option} {text!r}: values must be non-negative.")
     return list(dict.fromkeys(seeds))
 
 
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
             "leaderboard built from run records."
         ),
         epilog="Examples:\n  python -m bench run\n  python -m bench run --methods cosine_tau,constant --dataset fashion_mnist_lt --seeds 0-2\n"
-        "  python -m bench list\n  python -m bench leaderboard",
+        "  python -m bench run --dataset cifar10_lt --construction sdclr --splits 1-5 --eval ts,sdclr --data-root DIR\n"
+        "  python -m bench list --presets\n  python -m bench leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard}")
@@ -64,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET}); see `python -m bench list`")
     run.add_argument("--preset", default=None, help="training preset of the dataset (default: the dataset's default preset)")
     run.add_argument("--seeds", default="0", help="seeds: 0,1,2 or 0-4 (default: 0)")
+    run.add_argument("--construction", default=None, help="how the long tail is built: ldam (default) or sdclr for cifar10_lt/cifar100_lt; native or exp for folder")
+    run.add_argument("--splits", default=None, help="published splits to run, like seeds: 1-5 for --construction sdclr (default: split 1)")
+    run.add_argument("--rho", type=float, default=None, help="imbalance ratio of an imposed exponential profile (folder --construction exp; default 100)")
+    run.add_argument("--eval", default=None, help="evaluation: suites default (knn1,knn10,wknn,linear), ts (knn1,knn10,linear_fs,linear), sdclr (probe_full,probe_few), all, or protocol names, comma-separated")
     run.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
     run.add_argument("--lr", type=float, default=None, help="override the preset's base learning rate")
@@ -76,13 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue from the last checkpoint and skip finished runs (default); --no-resume starts over, keeping old checkpoints aside")
     run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
-    run.add_argument("--data-root", default=None, help="where the dataset's files are (datasets that need files)")
+    run.add_argument("--data-root", default=None, help="where the dataset's files are: images and split files under DIR/split/ (see README, Datasets)")
+    run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for file datasets (default: min(8, CPUs); 0 for in-memory data)")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); the leaderboard README is written next to it")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
 
     lst = sub.add_parser("list", help="list methods, datasets and presets", description="List registered methods, datasets and their presets.")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.add_argument("--presets", action="store_true", help="only the training presets of every dataset, in full")
 
     board = sub.add_parser("leaderboard", help="rebuild leaderboard/README.md from the records", description="Rebuild the leaderboard markdown from every record in the results directory.")
     board.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
@@ -93,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def command_run(args: argparse.Namespace) -> int:
     from bench import runner
     from bench.checkpoint import TrainingInterrupted, stop_on_signals
+    from bench.evaluation import parse_eval
     from bench.leaderboard import summary_table, write_leaderboard
     from bench.records import load_records
     from methods import list_methods
@@ -106,21 +115,27 @@ def command_run(args: argparse.Namespace) -> int:
         "temperature_period": args.temperature_period,
         "data_root": args.data_root,
         "temperature_overrides": {"tau": args.tau, "tau_min": args.tau_min, "tau_max": args.tau_max},
+        "construction": args.construction,
+        "rho": args.rho,
+        "eval_protocols": parse_eval(args.eval) if args.eval is not None else None,
+        "num_workers": args.num_workers,
     }
+    splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     results_dir = args.results_dir.resolve()
     plan = runner.plan(
         methods, args.dataset, parse_seeds(args.seeds), args.preset, overrides, args.device, results_dir,
-        checkpoint_every=args.checkpoint_every, resume=args.resume,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, splits=splits,
     )
-    data = runner.load_data(plan)
-    print(
-        f"{data.name}: {len(data.train_labels)} long-tail training images (class counts {list(map(int, data.class_counts))}), "
-        f"{len(data.test_labels)} balanced test images; device {plan.device}; "
-        f"{len(plan.configs)} run(s), writing records to {results_dir}"
-    )
+    loaded = runner.load_all(plan)
+    for split, data in loaded.items():
+        print(
+            f"{data.name}{f' split {split}' if split is not None else ''}: {len(data.train_labels)} long-tail training "
+            f"images (class counts {list(map(int, data.class_counts))}), {len(data.test_labels)} balanced test images"
+        )
+    print(f"device {plan.device}; {len(plan.configs)} run(s), writing records to {results_dir}")
     with stop_on_signals() as stop:
         try:
-            written = runner.execute(plan, data, show_progress=not args.no_progress, stop=stop)
+            written = runner.execute(plan, loaded, show_progress=not args.no_progress, stop=stop)
         except TrainingInterrupted as interrupted:
             print(f"interrupted: {interrupted}", file=sys.stderr)
             return 143 if interrupted.signal_name == "SIGTERM" else 130
@@ -145,6 +160,17 @@ def command_list(args: argparse.Namespace) -> int:
     from datasets import DATASETS
     from methods import METHODS
 
+    if args.presets:
+        print("Presets (--preset NAME; the dataset's default is marked):")
+        for name, cls in DATASETS.items():
+            for preset_name, preset in cls.presets.items():
+                default = " (default)" if preset_name == cls.default_preset else ""
+                print(
+                    f"  {name:<16} {preset_name + default:<16} {preset.backbone}, {preset.epochs} epochs, batch {preset.batch_size}, "
+                    f"SGD lr {preset.lr:g} momentum {preset.momentum:g} wd {preset.weight_decay:g}, {preset.warmup_epochs} warm-up "
+                    f"epochs, T = {preset.resolved_period()} epochs. {preset.description}"
+                )
+        return 0
     if args.json:
         out = {
             "methods": {name: cls.info() for name, cls in METHODS.items()},

@@ -76,6 +76,15 @@ class RunConfig:
     augmentation: dict = field(default_factory=dict)
     #: --tau / --tau-min / --tau-max, only those the method's temperature strategy accepts.
     temperature_overrides: dict = field(default_factory=dict)
+    # How the long tail was built (the dataset's construction, e.g. "ldam" or "sdclr"), which published
+    # split (SDCLR 1..5; None where there is one) and the imposed imbalance ratio where the user set it.
+    construction: Optional[str] = None
+    split: Optional[int] = None
+    rho: Optional[float] = None
+    # What besides dataset / backbone / epochs / batch / evaluation separates this run's benchmark from
+    # others (e.g. {"construction": "sdclr"}); empty for a dataset's default construction, so records
+    # written before constructions existed stay on the same leaderboard tables.
+    protocol_extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -95,13 +104,14 @@ class RunConfig:
         return run_id_of(self.to_dict())
 
     def protocol_key(self) -> dict[str, Any]:
-        """What makes two runs comparable on one leaderboard table."""
+        """What makes two runs comparable on one leaderboard table (seeds and splits are repeats)."""
         return {
             "dataset": self.dataset,
             "backbone": self.backbone,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "evaluation": "+".join(self.eval_protocols),
+            **self.protocol_extra,
         }
 
 
@@ -146,7 +156,13 @@ def resolve_config(
         data_root=overrides.get("data_root"),
         augmentation=asdict(augmentation),
         temperature_overrides=temperature_overrides,
+        construction=overrides.get("construction"),
+        split=overrides.get("split"),
+        rho=overrides.get("rho"),
+        protocol_extra=dict(overrides.get("protocol_extra", {})),
     )
+    if "eval_protocols" in overrides:
+        config.eval_protocols = tuple(overrides["eval_protocols"])
     validate(config)
     return config
 
@@ -163,6 +179,8 @@ def validate(config: RunConfig) -> None:
         raise UserError(f"--lr must be positive, got {config.lr}.")
     if config.seed < 0:
         raise UserError(f"--seeds must be non-negative integers, got {config.seed}.")
+    if config.num_workers < 0:
+        raise UserError(f"--num-workers must be >= 0, got {config.num_workers}.")
 
 
 def run_id_of(config: dict[str, Any]) -> str:

@@ -11,6 +11,18 @@ Protocols (``PROTOCOLS``; see ``shared/reference/protocol.md``, "Evaluation prot
   k = 200, t = 0.1 (cosine similarity, neighbours weighted by exp(sim / t)).
 - ``linear`` -- TS's "LT" linear probe: ``sklearn.svm.LinearSVC`` (C = 1.0, squared hinge, L2,
   one-vs-rest) on the whole long-tail training set's frozen features.
+- ``linear_fs`` -- TS's "FS" linear probe: the same LinearSVC on a class-balanced subsample of the
+  long-tail training set, n = the smallest class count per class (:func:`balanced_subsample`).
+- ``probe_full`` / ``probe_few`` -- SDCLR's full-shot and few-shot linear probes (Jiang et al., ICML
+  2021): a linear layer trained with SGD (lr 30, momentum 0.9, no weight decay, batch 512; 30 epochs
+  with lr x 0.1 at 10 and 20 / 100 epochs with decays at 40 and 60) on the dataset's balanced probe
+  set (CIFAR: trainIdxList / S_b; ImageNet: the full train folder / the 1 % list). Deviation, said
+  here and in the record: the layer is trained on features extracted once from un-augmented images
+  (SDCLR trains the fc through the frozen backbone with augmentation) and the last epoch is
+  reported (SDCLR picks the epoch on its val list).
+
+Suites for ``--eval`` (:data:`EVAL_SUITES`): ``default`` (knn1, knn10, wknn, linear), ``ts`` (knn1,
+knn10, linear_fs, linear), ``sdclr`` (probe_full, probe_few), ``all``.
 
 Every protocol's predictions go through :func:`class_accuracies` and :func:`group_report`, so each
 result has the class-averaged ("overall") accuracy, the many / medium / few group means and the
@@ -44,7 +56,27 @@ PROTOCOLS: dict[str, str] = {
     "knn10": "kNN@10, Euclidean majority vote against the long-tail train features, class-averaged (TS)",
     "wknn": "weighted kNN, k=200, t=0.1 (lightly.utils.benchmarking.knn_predict), class-averaged",
     "linear": "linear probe, sklearn LinearSVC(C=1.0) on the whole long-tail train features, class-averaged (TS 'LT')",
+    "linear_fs": "linear probe, sklearn LinearSVC(C=1.0) on a class-balanced subsample of the long-tail train "
+    "features, n = smallest class count per class, class-averaged (TS 'FS')",
+    "probe_full": "SDCLR full-shot linear probe: nn.Linear, SGD lr 30, 30 epochs, decays at 10/20, on frozen "
+    "features of the balanced full-shot probe set (extracted once, no augmentation; last epoch), class-averaged",
+    "probe_few": "SDCLR few-shot linear probe: nn.Linear, SGD lr 30, 100 epochs, decays at 40/60, on frozen "
+    "features of the few-shot probe set (extracted once, no augmentation; last epoch), class-averaged",
 }
+
+#: Named sets of protocols for ``--eval``; "default" is what runs always ran.
+EVAL_SUITES: dict[str, tuple[str, ...]] = {
+    "default": ("knn1", "knn10", "wknn", "linear"),
+    "ts": ("knn1", "knn10", "linear_fs", "linear"),
+    "sdclr": ("probe_full", "probe_few"),
+    "all": tuple(PROTOCOLS),
+}
+
+#: The probe set (:class:`datasets.base.ProbeSet` name) each probe protocol trains on.
+PROBE_SET_OF: dict[str, str] = {"probe_full": "full", "probe_few": "few"}
+
+#: SDCLR's probe schedules: (epochs, lr decay milestones).
+_PROBE_SCHEDULE = {"probe_full": (30, (10, 20)), "probe_few": (100, (40, 60))}
 
 #: k of the majority-vote protocols.
 _MAJORITY_K = {"knn1": 1, "knn10": 10}
@@ -344,6 +376,90 @@ def linear_probe_predict(
     return np.asarray(clf.predict(x_test), dtype=np.int64)
 
 
+def balanced_subsample(labels: ArrayLike, seed: int = 0) -> np.ndarray:
+    """Indices of TS's "FS" training set: n = the smallest class count, n random images of every class.
+
+    ``np.random.RandomState(seed)``, classes in label order, each class's indices drawn without
+    replacement; returned sorted. Classes absent from ``labels`` are ignored (they have no images).
+    """
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1).astype(np.int64)
+    counts = np.bincount(y)
+    present = np.flatnonzero(counts)
+    n = int(counts[present].min())
+    rng = np.random.RandomState(seed)
+    picks = [rng.choice(np.flatnonzero(y == c), size=n, replace=False) for c in present]
+    return np.sort(np.concatenate(picks))
+
+
+def sgd_linear_probe_predict(
+    train_feats: ArrayLike,
+    train_labels: ArrayLike,
+    test_feats: ArrayLike,
+    num_classes: int,
+    epochs: int = 30,
+    milestones: Sequence[int] = (10, 20),
+    seed: int = 0,
+    *,
+    lr: float = 30.0,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    batch_size: int = 512,
+    device: Optional[Union[str, torch.device]] = None,
+) -> np.ndarray:
+    """SDCLR's linear evaluation on frozen features: ``nn.Linear`` trained with SGD and cross-entropy.
+
+    Jiang et al. (ICML 2021), ``train_cifar.py`` / ``train_imagenet.py``: only the fc layer is
+    trained, SGD lr 30, momentum 0.9, weight decay 0, batch 512, 30 epochs with the lr divided by 10
+    at epochs 10 and 20 (full shot); the few-shot probe runs 100 epochs with decays at 40 and 60.
+    Here the features are given (extracted once); the shuffle and the layer's initialisation come
+    from ``seed``. Returns (M,) int64 predictions of the last epoch.
+    """
+    train = _as_float_tensor(train_feats, "train_feats").float()
+    test = _as_float_tensor(test_feats, "test_feats").float()
+    _check_pair(train, test)
+    labels = _as_label_tensor(train_labels, train.shape[0], "train_labels")
+    dev = torch.device(device) if device is not None else train.device
+    generator = torch.Generator().manual_seed(seed)
+    layer = torch.nn.Linear(train.shape[1], num_classes)
+    with torch.no_grad():  # torch's default init, drawn from the seeded generator for repeatability
+        bound = 1.0 / math.sqrt(train.shape[1])
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.uniform_(-bound, bound, generator=generator)
+    layer.to(dev)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=0.1)
+    x, y = train.to(dev), labels.to(dev)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=generator).to(dev)
+            for start in range(0, len(x), batch_size):
+                batch = order[start : start + batch_size]
+                loss = F.cross_entropy(layer(x[batch]), y[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            scheduler.step()
+    with torch.no_grad():
+        return layer(test.to(dev)).argmax(dim=1).cpu().numpy().astype(np.int64)
+
+
+def parse_eval(text: str) -> tuple[str, ...]:
+    """``--eval``: suite names and/or protocol names, comma-separated, in order, without repeats."""
+    from bench.errors import UserError
+
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part in EVAL_SUITES:
+            names.extend(EVAL_SUITES[part])
+        elif part in PROTOCOLS:
+            names.append(part)
+        else:
+            raise UserError(f"unknown --eval {part!r}; suites: {', '.join(EVAL_SUITES)}; protocols: {', '.join(PROTOCOLS)}.")
+    if not names:
+        raise UserError("--eval is empty; name a suite (default, ts, sdclr, all) or protocols.")
+    return tuple(dict.fromkeys(names))
+
+
 # --------------------------------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------------------------------
@@ -425,6 +541,7 @@ def evaluate(
     seed: int = 0,
     *,
     device: Optional[Union[str, torch.device]] = None,
+    probe_sets: Optional[dict[str, tuple[ArrayLike, ArrayLike]]] = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the named protocols on frozen features and report each per class and per group.
 
@@ -436,8 +553,10 @@ def evaluate(
         groups: (C,) 'many' / 'medium' / 'few' per class.
         protocols: names from :data:`PROTOCOLS`; an unknown name raises ``ValueError`` before any
             work is done.
-        seed: random_state of the linear probe.
+        seed: random_state of the linear probes and of the FS subsample.
         device: where the kNN protocols compute; default the features' device.
+        probe_sets: ``{"full" | "few": (features, labels)}`` for the probe protocols
+            (:data:`PROBE_SET_OF`); a probe protocol without its set raises ``ValueError``.
 
     Returns:
         ``{protocol: group_report(...), ..., "timing": {protocol: seconds}}``.
@@ -446,6 +565,9 @@ def evaluate(
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ValueError(f"unknown evaluation protocol(s) {unknown}; known: {sorted(PROTOCOLS)}")
+    missing_sets = [p for p in protocols if p in PROBE_SET_OF and PROBE_SET_OF[p] not in (probe_sets or {})]
+    if missing_sets:
+        raise ValueError(f"protocol(s) {missing_sets} need probe sets {[PROBE_SET_OF[p] for p in missing_sets]}")
     groups_arr = np.asarray(groups).reshape(-1)
     if groups_arr.size != num_classes:
         raise ValueError(f"groups has {groups_arr.size} entries for {num_classes} classes")
@@ -462,6 +584,16 @@ def evaluate(
             pred = knn_weighted_predict(train_feats, train_labels, test_feats, num_classes, device=device)
         elif name == "linear":
             pred = linear_probe_predict(train_feats, train_labels, test_feats, seed)
+        elif name == "linear_fs":
+            subset = torch.as_tensor(balanced_subsample(train_labels, seed))
+            feats = train_feats if isinstance(train_feats, torch.Tensor) else torch.as_tensor(np.asarray(train_feats))
+            labels = train_labels if isinstance(train_labels, torch.Tensor) else torch.as_tensor(np.asarray(train_labels))
+            pred = linear_probe_predict(feats[subset], labels[subset], test_feats, seed)
+        elif name in PROBE_SET_OF:
+            probe_feats, probe_labels = probe_sets[PROBE_SET_OF[name]]  # type: ignore[index]
+            epochs, milestones = _PROBE_SCHEDULE[name]
+            pred = sgd_linear_probe_predict(probe_feats, probe_labels, test_feats, num_classes, epochs, milestones,
+                                            seed, device=device)
         else:  # pragma: no cover - PROTOCOLS and this dispatch are kept in step
             raise ValueError(f"protocol {name!r} has no implementation")
         timing[name] = time.perf_counter() - start
@@ -479,6 +611,11 @@ __all__ = [
     "knn_majority_predict",
     "knn_weighted_predict",
     "linear_probe_predict",
+    "sgd_linear_probe_predict",
+    "balanced_subsample",
+    "parse_eval",
+    "EVAL_SUITES",
+    "PROBE_SET_OF",
     "class_accuracies",
     "group_report",
     "evaluate",

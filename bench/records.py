@@ -45,7 +45,8 @@ def _slug(text: str) -> str:
 
 def record_filename(record: dict[str, Any]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{_slug(record['dataset'])}__{_slug(record['method'])}__seed{record['seed']}__{stamp}__{uuid.uuid4().hex[:8]}.json"
+    split = f"__split{record['split']}" if record.get("split") is not None else ""
+    return f"{_slug(record['dataset'])}__{_slug(record['method'])}{split}__seed{record['seed']}__{stamp}__{uuid.uuid4().hex[:8]}.json"
 
 
 def write_record(record: dict[str, Any], results_dir: Path) -> Path:

@@ -11,18 +11,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 import torch
 
-from bench.augment import EvalPreprocess
 from bench.backbones import check_backbone, create_backbone
 from bench.checkpoint import Checkpointer, StopRequest
 from bench.config import AugmentationSpec, RunConfig, resolve_config
+from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
-from bench.evaluation import PROTOCOLS, evaluate, extract_features
+from bench.evaluation import PROBE_SET_OF, PROTOCOLS, evaluate
 from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
@@ -43,7 +43,11 @@ NONDETERMINISM = {
 
 @dataclass
 class RunPlan:
-    """Validated work: one config per (method, seed), the dataset entry and the device."""
+    """Validated work: one config per (split, seed, method), the dataset entry per split and the device.
+
+    ``splits`` is ``[None]`` for datasets with one construction of their data; ``datasets`` maps each
+    split to its dataset entry (``dataset`` is the first, for callers that know only one).
+    """
 
     dataset: DatasetSpec
     configs: list[RunConfig]
@@ -52,6 +56,14 @@ class RunPlan:
     seeds: list[int]
     checkpoint_every: int = 10
     resume: bool = True
+    splits: list[Optional[int]] = None  # type: ignore[assignment]
+    datasets: dict[Optional[int], DatasetSpec] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.splits is None:
+            self.splits = [None]
+        if self.datasets is None:
+            self.datasets = {None: self.dataset}
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -59,8 +71,9 @@ class RunPlan:
         return self.results_dir.parent / "checkpoints"
 
     def checkpointer(self, config: RunConfig) -> Checkpointer:
-        name = f"{config.dataset}__{config.method_label}__seed{config.seed}__{config.run_id()}.pt".replace("/", "-")
-        return Checkpointer(self.checkpoint_dir / name, self.checkpoint_every)
+        split = f"__split{config.split}" if config.split is not None else ""
+        name = f"{config.dataset}{split}__{config.method_label}__seed{config.seed}__{config.run_id()}.pt"
+        return Checkpointer(self.checkpoint_dir / name.replace("/", "-"), self.checkpoint_every)
 
 
 def plan(
@@ -73,13 +86,26 @@ def plan(
     results_dir: Path,
     checkpoint_every: int = 10,
     resume: bool = True,
+    splits: Optional[list[int]] = None,
 ) -> RunPlan:
-    """Resolve and validate every run; raises :class:`UserError` (one line) on bad input."""
+    """Resolve and validate every run; raises :class:`UserError` (one line) on bad input.
+
+    ``overrides`` may carry, besides the preset's fields: ``construction``, ``rho`` (dataset
+    choices), ``eval_protocols`` (a tuple of protocol names), ``num_workers`` and ``data_root``.
+    ``splits`` (e.g. SDCLR's 1..5) repeat the grid like seeds: one config per (split, seed, method).
+    """
     if not methods:
         raise UserError("--methods is empty; name at least one method (see `python -m bench list`).")
     if not seeds:
         raise UserError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2.")
-    spec = create_dataset(dataset)
+    overrides = dict(overrides)
+    construction, rho = overrides.get("construction"), overrides.get("rho")
+    split_list: list[Optional[int]] = list(splits) if splits else [None]
+    specs = {split: create_dataset(dataset, construction=construction, split=split, rho=rho) for split in split_list}
+    spec = next(iter(specs.values()))
+    if split_list == [None] and spec.split is not None:  # a construction with splits, none asked for: its first
+        split_list = [spec.split]
+        specs = {spec.split: spec}
     preset_name = preset or spec.default_preset
     if preset_name not in spec.presets:
         raise UserError(f"unknown preset {preset_name!r} for {dataset}; its presets are: {', '.join(spec.presets)}.")
@@ -93,20 +119,34 @@ def plan(
         if not any(option in used for used in applicable.values()):
             raise UserError(f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
                             "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range.")
+    wanted = overrides.get("eval_protocols") or RunConfig.eval_protocols
+    lacking = [p for p in wanted if p in PROBE_SET_OF and PROBE_SET_OF[p] not in spec.available_probe_sets()]
+    if lacking:
+        raise UserError(
+            f"--eval {','.join(lacking)} needs the dataset's balanced probe sets, which {dataset} --construction "
+            f"{spec.construction} does not have (they exist for cifar10_lt/cifar100_lt --construction sdclr, "
+            f"imagenet100_lt and imagenet_lt)."
+        )
+    if overrides.get("num_workers") is None:
+        # File datasets decode JPEGs per image: workers keep the GPU fed. In-memory data needs none.
+        overrides["num_workers"] = min(8, os.cpu_count() or 1) if spec.file_based else 0
     if checkpoint_every <= 0:
         raise UserError(f"--checkpoint-every must be a positive number of epochs, got {checkpoint_every}.")
     torch_device = select_device(device)
+    data_root = Path(overrides["data_root"]) if overrides.get("data_root") else None
     configs = [
         resolve_config(
             spec.presets[preset_name], name, dataset, seed, str(torch_device), spec.augmentation,
-            {**overrides, "temperature_overrides": applicable[name]},
+            {**overrides, "temperature_overrides": applicable[name], "construction": specs[split].construction, "split": split, "rho": specs[split].rho,
+             "protocol_extra": specs[split].protocol_extra(data_root)},
         )
+        for split in split_list
         for seed in seeds
         for name in methods
     ]
     check_backbone(configs[0].backbone)
     _check_writable(results_dir)
-    return RunPlan(spec, configs, torch_device, results_dir, seeds, checkpoint_every, resume)
+    return RunPlan(spec, configs, torch_device, results_dir, seeds, checkpoint_every, resume, split_list, specs)
 
 
 def _check_writable(results_dir: Path) -> None:
@@ -118,13 +158,21 @@ def _check_writable(results_dir: Path) -> None:
 
 
 def load_data(run_plan: RunPlan) -> LongTailData:
-    data = run_plan.dataset.load(Path(run_plan.configs[0].data_root) if run_plan.configs[0].data_root else None)
+    """The data of the plan's first split (the only one for most datasets)."""
+    return load_all(run_plan)[run_plan.splits[0]]
+
+
+def load_all(run_plan: RunPlan) -> dict[Optional[int], LongTailData]:
+    """The data of every split of the plan, loaded (and split files verified) before any training."""
+    root = Path(run_plan.configs[0].data_root) if run_plan.configs[0].data_root else None
+    loaded = {split: run_plan.datasets[split].load(root) for split in run_plan.splits}
     smallest_batch = min(c.batch_size for c in run_plan.configs)
-    if smallest_batch > len(data.train_labels):
-        raise UserError(
-            f"--batch-size {smallest_batch} is larger than the {len(data.train_labels)} training images of {data.name}."
-        )
-    return data
+    for data in loaded.values():
+        if smallest_batch > len(data.train_labels):
+            raise UserError(
+                f"--batch-size {smallest_batch} is larger than the {len(data.train_labels)} training images of {data.name}."
+            )
+    return loaded
 
 
 def _seed_everything(seed: int) -> None:
@@ -132,20 +180,15 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def _features_of(
-    encoder: torch.nn.Module,
-    images: np.ndarray,
-    preprocess: EvalPreprocess,
-    device: torch.device,
-) -> torch.Tensor:
-    return extract_features(encoder, torch.from_numpy(images), lambda batch: preprocess(batch.to(device)), device)
-
-
 def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
-    preprocess = EvalPreprocess(run_augmentation(config))
+    spec = run_augmentation(config)
     start = time.perf_counter()
-    train_features = _features_of(encoder, data.train_images, preprocess, device)
-    test_features = _features_of(encoder, data.test_images, preprocess, device)
+    train_features = features_of(encoder, data.train_images, spec, device, config.num_workers)
+    test_features = features_of(encoder, data.test_images, spec, device, config.num_workers)
+    probe_sets = {}
+    for name in sorted({PROBE_SET_OF[p] for p in config.eval_protocols if p in PROBE_SET_OF}):
+        images, labels = data.probe_sets[name].load()
+        probe_sets[name] = (features_of(encoder, images, spec, device, config.num_workers), torch.from_numpy(labels))
     extract_seconds = time.perf_counter() - start
     metrics = evaluate(
         train_features,
@@ -156,6 +199,7 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
         data.groups,
         protocols=config.eval_protocols,
         seed=config.seed,
+        probe_sets=probe_sets,
     )
     metrics.setdefault("timing", {})["feature_extraction"] = extract_seconds
     return metrics
@@ -177,6 +221,7 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "method": method,
         "dataset": config.dataset,
         "seed": config.seed,
+        "split": config.split,
         "config": config.to_dict(),
         "protocol": config.protocol_key(),
         "data": data.summary(),
@@ -243,7 +288,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     records = []
     raw = _base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
-    raw["metrics"] = {k: v for k, v in _evaluate_encoder(torch.nn.Flatten(), data, config, device).items() if k != "timing"}
+    raw["metrics"] = {k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"}
     records.append(raw)
 
     _seed_everything(config.seed)
@@ -258,56 +303,69 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     return records
 
 
+def raw_pixel_encoder(config: RunConfig) -> torch.nn.Module:
+    """The raw-pixel floor's "encoder": the flattened evaluation image; above 32x32 (ImageNet's 224)
+    average-pooled to 32x32 first, since 150,528-dimensional kNN over 100k images does not fit memory."""
+    if run_augmentation(config).input_size <= 32:
+        return torch.nn.Flatten()
+    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(32), torch.nn.Flatten())
+
+
 def missing_floors(config: RunConfig, existing: list[dict]) -> bool:
-    """Whether the results lack floor rows for this protocol and seed (floors are computed once)."""
+    """Whether the results lack floor rows for this protocol, seed and split (floors are computed once)."""
     have = {
         r["method"]
         for r in existing
         if r.get("kind") == "floor" and r.get("protocol") == config.protocol_key() and r.get("seed") == config.seed
+        and r.get("split") == config.split
     }
     return not set(FLOORS) <= have
 
 
 def execute(
     run_plan: RunPlan,
-    data: LongTailData,
+    data: Union[LongTailData, Mapping[Optional[int], LongTailData]],
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     stop: StopRequest | None = None,
 ) -> list[dict]:
     """Run every planned config, writing each record as soon as it exists; returns the records.
 
+    ``data`` is the loaded data of the plan's one split, or ``{split: data}`` from :func:`load_all`.
     A run whose checkpoint says it finished (and whose record exists) is skipped; one with a
     checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside).
     """
+    per_split = dict(data) if isinstance(data, Mapping) else {run_plan.splits[0]: data}
     written: list[dict] = []
     existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
-    for seed in run_plan.seeds:
-        seed_configs = [c for c in run_plan.configs if c.seed == seed]
-        if missing_floors(seed_configs[0], existing):
-            for record in floor_records(seed_configs[0], data, run_plan.device):
-                record["_path"] = str(write_record(record, run_plan.results_dir))
-                existing.append(record)
+    for split in run_plan.splits:
+        for seed in run_plan.seeds:
+            seed_configs = [c for c in run_plan.configs if c.seed == seed and c.split == split]
+            if missing_floors(seed_configs[0], existing):
+                for record in floor_records(seed_configs[0], per_split[split], run_plan.device):
+                    record["_path"] = str(write_record(record, run_plan.results_dir))
+                    existing.append(record)
+                    written.append(record)
+            for config in seed_configs:
+                where = f"split {split}, seed {config.seed}" if split is not None else f"seed {config.seed}"
+                checkpointer = run_plan.checkpointer(config)
+                finished = checkpointer.finished()
+                if run_plan.resume and finished and Path(finished.get("record", "")).exists():
+                    log(f"skipping {config.method_label} on {config.dataset} ({where}): finished, record {finished['record']}")
+                    continue
+                if not run_plan.resume and (aside := checkpointer.set_aside()):
+                    log(f"--no-resume: the previous checkpoint was moved to {aside}")
+                resuming = checkpointer.path.exists()
+                log(
+                    f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
+                    f"({where}, {config.epochs} epochs, {config.backbone})"
+                )
+                record = run_one(config, per_split[split], run_plan.device, show_progress, checkpointer, stop)
+                path = write_record(record, run_plan.results_dir)
+                record["_path"] = str(path)
                 written.append(record)
-        for config in seed_configs:
-            checkpointer = run_plan.checkpointer(config)
-            finished = checkpointer.finished()
-            if run_plan.resume and finished and Path(finished.get("record", "")).exists():
-                log(f"skipping {config.method_label} on {config.dataset} (seed {config.seed}): finished, record {finished['record']}")
-                continue
-            if not run_plan.resume and (aside := checkpointer.set_aside()):
-                log(f"--no-resume: the previous checkpoint was moved to {aside}")
-            resuming = checkpointer.path.exists()
-            log(
-                f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
-                f"(seed {config.seed}, {config.epochs} epochs, {config.backbone})"
-            )
-            record = run_one(config, data, run_plan.device, show_progress, checkpointer, stop)
-            path = write_record(record, run_plan.results_dir)
-            record["_path"] = str(path)
-            written.append(record)
-            if record["status"] == "ok":
-                checkpointer.mark_finished({"record": str(path), "finished_at": record["finished_at"]})
-            else:
-                log(f"error: {record['failure']}; the record is kept as failed: {path}")
+                if record["status"] == "ok":
+                    checkpointer.mark_finished({"record": str(path), "finished_at": record["finished_at"]})
+                else:
+                    log(f"error: {record['failure']}; the record is kept as failed: {path}")
     return written

@@ -20,10 +20,11 @@ import torch
 from lightly.utils.scheduler import cosine_warmup_schedule
 from tqdm.auto import tqdm
 
-from bench.augment import BatchedSimCLRAugment
 from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
 from bench.config import AugmentationSpec, RunConfig
+from bench.data import batch_source
 from bench.errors import UserError
+from datasets.imagefiles import ImageFiles
 from methods.base import ContrastiveMethod
 from methods.temperature import TrainingProgress
 
@@ -55,11 +56,6 @@ def select_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    """Full batches only (drop_last): NT-Xent's negatives depend on the batch size."""
-    return num_images // batch_size
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -71,7 +67,7 @@ def _is_finite(value: Any) -> bool:
 
 def train(
     method: ContrastiveMethod,
-    train_images: np.ndarray,
+    train_images: np.ndarray | ImageFiles,
     augmentation: AugmentationSpec,
     config: RunConfig,
     device: torch.device,
@@ -79,7 +75,7 @@ def train(
     checkpointer: Checkpointer | None = None,
     stop: StopRequest | None = None,
 ) -> TrainResult:
-    """Train ``method`` in place on uint8 images (N, H, W, C) for ``config.epochs`` epochs.
+    """Train ``method`` in place for ``config.epochs`` epochs on uint8 images (N, H, W, C) or image files.
 
     With a ``checkpointer``, a checkpoint is written every ``checkpointer.every_epochs`` epochs and
     when ``stop`` is requested (SIGTERM / SIGINT), and an existing checkpoint is resumed exactly: on
@@ -92,11 +88,11 @@ def train(
     else:
         method.to(device)
     method.train()
-    images = torch.from_numpy(train_images).to(device)
-    augment = BatchedSimCLRAugment(augmentation)
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    source = batch_source(train_images, augmentation, config.batch_size, device, generator, config.seed,
+                          config.num_workers)
 
-    per_epoch = steps_per_epoch(len(images), config.batch_size)
+    per_epoch = source.steps_per_epoch()
     total_steps = per_epoch * config.epochs
     warmup_steps = config.warmup_epochs * per_epoch
     optimizer = torch.optim.SGD(method.parameter_groups(config.weight_decay), lr=config.lr, momentum=config.momentum)
@@ -106,7 +102,6 @@ def train(
 
     result = TrainResult()
     start_epoch, start_batch, step = 0, 0, 0
-    order: torch.Tensor | None = None
     loss_sum = torch.zeros((), device=device)
     state = checkpointer.load() if checkpointer else None
     if state is not None:
@@ -118,7 +113,7 @@ def train(
         if is_cuda and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
-        order = state["order"].to(device) if state["order"] is not None else None
+        source.load_state_dict(state["source"])
         loss_sum = state["loss_sum"].to(device)
         result.history = state["history"]
         result.resumed_from = {"epoch": start_epoch, "batch": start_batch, "step": step}
@@ -135,7 +130,7 @@ def train(
             "epoch": epoch,
             "batch": batch,
             "step": step,
-            "order": order.cpu() if order is not None and batch > 0 else None,
+            "source": source.state_dict(),
             "loss_sum": loss_sum.detach().cpu(),
             "history": result.history,
         }
@@ -153,9 +148,9 @@ def train(
         if not resuming_this_epoch:
             method.on_epoch_start(TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period))
             loss_sum = torch.zeros((), device=device)
-            order = torch.randperm(len(images), device=device, generator=generator)
         epoch_start = time.perf_counter()
         first_batch = start_batch if resuming_this_epoch else 0
+        batches = source.epoch(resume=resuming_this_epoch, skip=first_batch)
         for batch in range(first_batch, per_epoch):
             if step - segment_start_step == unmeasured_steps:
                 _sync(device)
@@ -164,9 +159,8 @@ def train(
             lr = lr_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            indices = order[batch * config.batch_size : (batch + 1) * config.batch_size]
             t0 = time.perf_counter()
-            view0, view1 = augment.two_views(images[indices], generator)
+            view0, view1, indices = next(batches)  # augmentation on the device, or waiting for the loader
             if is_cuda:
                 view0 = view0.contiguous(memory_format=torch.channels_last)
                 view1 = view1.contiguous(memory_format=torch.channels_last)

@@ -1,10 +1,17 @@
-"""Shared test fixtures: the reference data folder (never copied into the project)."""
+"""Shared test fixtures: the reference data folder (never copied into the project), and no network."""
 
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Nothing may download at test time: the split-file fetcher fails as it does offline (the
+    environment variable reaches the CLI subprocesses too)."""
+    monkeypatch.setenv("BENCH_NO_DOWNLOAD", "1")
 
 
 @pytest.fixture

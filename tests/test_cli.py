@@ -47,7 +47,7 @@ def test_tiny_end_to_end_run_writes_records_and_the_leaderboard(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--dataset", "imagenet_lt", "--methods", "cosine_tau,constant"], "unknown dataset 'imagenet_lt'"),
+        (["--dataset", "imagenet21k_lt", "--methods", "cosine_tau,constant"], "unknown dataset 'imagenet21k_lt'"),
         (["--methods", "cosine_ta"], "Did you mean 'cosine_tau'?"),
         (["--preset", "huge"], "unknown preset 'huge' for digits_lt"),
         (["--epochs", "0"], "--epochs must be a positive integer"),
@@ -75,9 +75,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args,
 
 
 def test_the_process_exits_2_on_a_dataset_that_does_not_exist_yet(tmp_path):
-    done = run_cli("run", "--methods", "cosine_tau,constant", "--dataset", "imagenet_lt", "--results-dir", str(tmp_path / "r"))
+    done = run_cli("run", "--methods", "cosine_tau,constant", "--dataset", "imagenet21k_lt", "--results-dir", str(tmp_path / "r"))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "unknown dataset 'imagenet_lt'" in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "unknown dataset 'imagenet21k_lt'" in done.stderr
     assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
 
 

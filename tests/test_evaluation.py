@@ -198,7 +198,7 @@ def test_evaluate_runs_all_protocols():
         assert out[name]["overall"] == pytest.approx(100.0)
         assert len(out[name]["per_class"]) == 4
         assert out["timing"][name] >= 0
-    assert set(PROTOCOLS) == {"knn1", "knn10", "wknn", "linear"}
+    assert set(PROTOCOLS) == {"knn1", "knn10", "wknn", "linear", "linear_fs", "probe_full", "probe_few"}
     with pytest.raises(ValueError, match="knn5"):
         evaluate(x_tr, y_tr, x_te, y_te, 4, groups, protocols=("knn1", "knn5"))
 

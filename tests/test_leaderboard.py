@@ -88,3 +88,54 @@ def test_write_leaderboard_round_trip(results, tmp_path):
         markdown = write_leaderboard(results, output)
     assert output.read_text() == markdown
     assert "| cosine_tau " in markdown and "84.0 ± 2.0" in markdown and "*floor:raw_pixels*" in markdown
+
+
+# --- the paired comparison with constant ------------------------------------------------------------
+
+def _grid_records(directory, method, values, splits=(1, 2, 3, 4, 5)):
+    for (seed, split), value in zip([(0, s) for s in splits], values):
+        record = fake_record(method, seed, value, value)
+        record["split"] = split
+        write_record(record, directory)
+
+
+def test_the_difference_to_constant_flags_a_real_gain_and_not_noise(tmp_path):
+    from bench.leaderboard import difference_table
+
+    # Split-to-split spread of several points (as on SDCLR's splits), shared by all methods.
+    base = [78.0, 84.0, 80.5, 86.0, 82.0]
+    directory = tmp_path / "results"
+    _grid_records(directory, "constant", base)
+    _grid_records(directory, "better", [b + d for b, d in zip(base, [1.1, 0.8, 1.3, 0.9, 1.2])])  # +1.06, tight
+    _grid_records(directory, "noise", [b + d for b, d in zip(base, [0.9, -1.1, 0.4, -0.6, 0.2])])  # mean -0.04
+    frame = records_frame(load_records(directory))
+    table = difference_table(frame).set_index("Method")
+    assert table.loc["better", "pairs"] == 5 and table.loc["noise", "pairs"] == 5
+    assert table.loc["better", "Δ kNN@10"].endswith("*") and table.loc["better", "Δ kNN@10"].startswith("+1.1")
+    assert not table.loc["noise", "Δ kNN@10"].endswith("*")
+    # The unpaired view would not see the gain: it is far smaller than the spread over splits.
+    accuracy = accuracy_table(frame).set_index("Method")
+    assert accuracy.loc["better", "n"] == 5 and accuracy.loc["constant", "kNN@10"] == "82.1 ± 3.1"
+    assert "Difference to constant" in render(load_records(directory))
+
+
+def test_paired_difference_matches_scipy_and_uses_only_matched_repeats():
+    import pandas as pd
+    from scipy import stats
+
+    from bench.leaderboard import paired_difference
+
+    method = pd.Series({"0/1": 81.0, "0/2": 85.0, "1/1": 80.0, "9/9": 99.0})
+    base = pd.Series({"0/1": 80.0, "0/2": 83.5, "1/1": 79.8})
+    result = paired_difference(method, base)
+    assert result["n"] == 3
+    assert result["p"] == pytest.approx(stats.ttest_rel([81.0, 85.0, 80.0], [80.0, 83.5, 79.8]).pvalue)
+    assert result["mean"] == pytest.approx((1.0 + 1.5 + 0.2) / 3)
+    assert result["low"] < result["mean"] < result["high"]
+    assert paired_difference(pd.Series({"0/-": 1.0}), pd.Series({"0/-": 0.0}))["p"] is None  # one pair: no test
+
+
+def test_records_without_split_still_load_and_count_seeds(results):
+    frame = records_frame(load_records(results))
+    assert set(frame["repeat"]) == {"0/-", "1/-", "2/-"}
+    assert accuracy_table(frame).set_index("Method").loc["cosine_tau", "n"] == 3

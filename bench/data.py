@@ -1,0 +1,180 @@
+"""Where the trainer's batches and the evaluation's images come from: one interface, two paths.
+
+- In-memory datasets (uint8 arrays: digits, Fashion-MNIST, CIFAR) keep their images on the training
+  device and augment a whole batch at a time (:class:`DeviceBatches`, bench/augment.py) -- the airbench
+  way, no per-image Python work on the hot path.
+- File datasets (ImageNet-LT, ImageNet100-LT, image folders: :class:`~datasets.imagefiles.ImageFiles`)
+  cannot live in memory, so a torch DataLoader with workers decodes them with PIL and applies lightly's
+  per-image ``SimCLRTransform`` (:class:`LoaderBatches`), the way SDCLR and TS train on ImageNet.
+
+Both yield ``(view0, view1, indices)`` on the training device, full batches only (drop_last: NT-Xent's
+negatives depend on the batch size). The trainer's loop calls ``next()`` on :meth:`BatchSource.epoch`
+and does not know which path it is on.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from bench.augment import BatchedSimCLRAugment, EvalPreprocess, lightly_eval_transform, lightly_transform
+from bench.config import AugmentationSpec
+from bench.evaluation import extract_features
+from datasets.imagefiles import ImageFiles
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class BatchSource(Protocol):
+    """What the trainer needs: how many steps an epoch has, an iterator of one epoch's batches, and
+    the state a checkpoint needs to resume an epoch part-way (``epoch(resume=True, skip=k)`` continues
+    the interrupted epoch from its batch ``k`` after ``load_state_dict``)."""
+
+    def steps_per_epoch(self) -> int: ...
+
+    def epoch(self, resume: bool = False, skip: int = 0) -> Iterator[Batch]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class DeviceBatches:
+    """uint8 images resident on ``device``, shuffled and augmented a batch at a time on ``device``.
+
+    Draws from ``generator`` in the same order as the trainer always has (one ``randperm`` per epoch,
+    then the augmentation parameters of each batch), so runs are reproduced exactly.
+    """
+
+    def __init__(self, images: np.ndarray, spec: AugmentationSpec, batch_size: int, device: torch.device,
+                 generator: torch.Generator) -> None:
+        self.images = torch.from_numpy(images).to(device)
+        self.augment = BatchedSimCLRAugment(spec)
+        self.batch_size = batch_size
+        self.device = device
+        self.generator = generator
+        self.order: torch.Tensor | None = None  # this epoch's sample order (the generator is the trainer's)
+
+    def steps_per_epoch(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def epoch(self, resume: bool = False, skip: int = 0) -> Iterator[Batch]:
+        if not resume or self.order is None:
+            self.order = torch.randperm(len(self.images), device=self.device, generator=self.generator)
+        order = self.order
+        for batch in range(skip, self.steps_per_epoch()):
+            indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            view0, view1 = self.augment.two_views(self.images[indices], self.generator)
+            yield view0, view1, indices
+
+    def state_dict(self) -> dict:
+        return {"order": self.order.cpu() if self.order is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order = state["order"].to(self.device) if state.get("order") is not None else None
+
+
+class TwoViewFiles(Dataset):
+    """``(view0, view1, index)`` of image files through a per-image two-view transform (lightly's)."""
+
+    def __init__(self, files: ImageFiles, transform) -> None:
+        self.files = files
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        view0, view1 = self.transform(self.files.open(index))
+        return view0, view1, index
+
+
+class EvalFiles(Dataset):
+    """One deterministic evaluation view (resize, normalise) per image file."""
+
+    def __init__(self, files: ImageFiles, transform) -> None:
+        self.files = files
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.files.open(index))
+
+
+class LoaderBatches:
+    """Image files through a shuffling DataLoader with ``num_workers`` workers and lightly's transform.
+
+    The shuffle and the workers' random streams derive from ``seed`` (DataLoader seeds each worker
+    from its generator), so a run is repeatable for a fixed number of workers. A resumed epoch replays
+    the interrupted epoch's shuffle and skips the batches already trained on; the workers' augmentation
+    streams after a resume may differ from an uninterrupted run's.
+    """
+
+    def __init__(self, files: ImageFiles, spec: AugmentationSpec, batch_size: int, device: torch.device,
+                 seed: int, num_workers: int = 0) -> None:
+        self.device = device
+        self.batch_size = batch_size
+        self.num_images = len(files)
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
+        self.epoch_start_state: torch.Tensor | None = None
+        self.loader = DataLoader(
+            TwoViewFiles(files, lightly_transform(spec)),
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=num_workers,
+            generator=self.shuffle_generator,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
+        )
+
+    def steps_per_epoch(self) -> int:
+        return self.num_images // self.batch_size
+
+    def epoch(self, resume: bool = False, skip: int = 0) -> Iterator[Batch]:
+        if resume and self.epoch_start_state is not None:
+            self.shuffle_generator.set_state(self.epoch_start_state)
+        self.epoch_start_state = self.shuffle_generator.get_state()
+        for position, (view0, view1, indices) in enumerate(self.loader):
+            if position < skip:
+                continue
+            yield (view0.to(self.device, non_blocking=True), view1.to(self.device, non_blocking=True),
+                   indices.to(self.device, non_blocking=True))
+
+
+    def state_dict(self) -> dict:
+        return {"shuffle": self.shuffle_generator.get_state(), "epoch_start": self.epoch_start_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.shuffle_generator.set_state(state["shuffle"])
+        self.epoch_start_state = state["epoch_start"]
+
+
+def batch_source(images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec, batch_size: int,
+                 device: torch.device, generator: torch.Generator, seed: int, num_workers: int = 0) -> BatchSource:
+    """The batch source for ``images``: on-device augmentation for arrays, a DataLoader for files."""
+    if isinstance(images, ImageFiles):
+        return LoaderBatches(images, spec, batch_size, device, seed, num_workers)
+    return DeviceBatches(images, spec, batch_size, device, generator)
+
+
+def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec,
+                device: torch.device, num_workers: int = 0, batch_size: int = 512) -> torch.Tensor:
+    """Frozen, L2-normalised features (:func:`bench.evaluation.extract_features`) of arrays or files.
+
+    Arrays are preprocessed on the device (:class:`bench.augment.EvalPreprocess`); files go through a
+    DataLoader with lightly's per-image evaluation transform (RGB, resize to S x S, normalise).
+    """
+    if not isinstance(images, ImageFiles):
+        preprocess = EvalPreprocess(spec)
+        return extract_features(encoder, torch.from_numpy(images), lambda batch: preprocess(batch.to(device)), device,
+                                batch_size=batch_size)
+    loader = DataLoader(EvalFiles(images, lightly_eval_transform(spec)), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    chunks = [extract_features(encoder, batch, lambda x: x.to(device), device, batch_size=len(batch)) for batch in loader]
+    return torch.cat(chunks) if chunks else torch.zeros(0)

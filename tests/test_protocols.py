@@ -1,0 +1,144 @@
+"""The protocol choices: the (split, seed, method) grid, --construction / --splits / --eval / --rho and
+their one-line errors, the published presets, and the TS FS and SDCLR probe protocols."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from bench import runner
+from bench.cli import main
+from bench.errors import UserError
+from bench.evaluation import (EVAL_SUITES, balanced_subsample, evaluate, parse_eval, sgd_linear_probe_predict)
+from datasets import DATASETS
+from datasets.cifar import sdclr_split_paths
+
+
+def test_the_grid_is_splits_by_seeds_by_methods(tmp_path):
+    plan = runner.plan(["constant", "cosine_tau"], "cifar10_lt", [0, 1], "tiny", {"construction": "sdclr"}, "cpu",
+                       tmp_path / "results", splits=[1, 2, 3])
+    assert len(plan.configs) == 12 and plan.splits == [1, 2, 3]
+    assert sorted({(c.split, c.seed) for c in plan.configs}) == [(s, seed) for s in (1, 2, 3) for seed in (0, 1)]
+    assert {plan.datasets[s].split for s in (1, 2, 3)} == {1, 2, 3}
+    key = plan.configs[0].protocol_key()
+    assert key["construction"] == "sdclr" and "split" not in key  # splits are repeats, like seeds
+    assert plan.configs[0].construction == "sdclr"
+    assert not (tmp_path / "results").exists()
+
+
+def test_sdclr_without_splits_runs_split_1(tmp_path):
+    plan = runner.plan(["constant"], "cifar100_lt", [0], "tiny", {"construction": "sdclr"}, "cpu", tmp_path)
+    assert plan.splits == [1] and plan.configs[0].split == 1
+
+
+def test_default_constructions_keep_the_protocol_key_of_existing_records(tmp_path):
+    plan = runner.plan(["constant"], "digits_lt", [0], "tiny", {}, "cpu", tmp_path)
+    assert set(plan.configs[0].protocol_key()) == {"dataset", "backbone", "epochs", "batch_size", "evaluation"}
+    assert plan.configs[0].protocol_key()["evaluation"] == "knn1+knn10+wknn+linear"
+    assert plan.configs[0].split is None and plan.configs[0].construction == "ldam"
+    cifar = runner.plan(["constant"], "cifar10_lt", [0], "tiny", {}, "cpu", tmp_path)
+    assert "construction" not in cifar.configs[0].protocol_key()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--splits", "1-5"], "digits_lt --construction ldam has no published splits"),
+    (["--dataset", "cifar10_lt", "--splits", "1-5"], "use --construction sdclr"),
+    (["--dataset", "cifar10_lt", "--construction", "sdclr", "--splits", "7"], "has splits 1..5, not 7"),
+    (["--dataset", "cifar10_lt", "--construction", "lt"], "its constructions are: ldam, sdclr"),
+    (["--eval", "sdclr"], "needs the dataset's balanced probe sets"),
+    (["--eval", "knn3"], "unknown --eval 'knn3'"),
+    (["--dataset", "cifar10_lt", "--rho", "10"], "--rho: cifar10_lt has a fixed long tail"),
+    (["--splits", "a"], "--splits 'a' is not a list of integers"),
+    (["--dataset", "cifar10_lt", "--construction", "sdclr"], "pass --data-root DIR"),
+    (["--dataset", "folder", "--preset", "paper"], "unknown preset 'paper' for folder"),
+])
+def test_protocol_mistakes_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, message):
+    code = main(["run", "--methods", "constant", *args, "--results-dir", str(tmp_path / "results"), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tampered_split_file_stops_the_cli_before_anything_is_written(shared_data, tmp_path, capsys):
+    root = tmp_path / "cifar"
+    for path in sdclr_split_paths(10, 3).values():
+        (root / "split" / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared_data / "splits" / path, root / "split" / path)
+    (root / "split" / sdclr_split_paths(10, 3)["few"]).write_bytes(b"not the published file")
+    code = main(["run", "--dataset", "cifar10_lt", "--construction", "sdclr", "--splits", "3", "--data-root", str(root),
+                 "--methods", "constant", "--results-dir", str(tmp_path / "results"), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "split3_S_b.npy has SHA-256" in lines[0]
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_presets_are_the_published_recipes():
+    for name in ("cifar10_lt", "cifar100_lt"):
+        paper = DATASETS.get(name).presets["paper"]
+        assert (paper.backbone, paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.warmup_epochs,
+                paper.temperature_period) == ("resnet18_cifar", 2000, 512, 0.5, 1e-4, 10, 400)
+        assert "cpu" in DATASETS.get(name).presets
+    paper = DATASETS.get("imagenet100_lt").presets["paper"]
+    assert (paper.backbone, paper.epochs, paper.batch_size, paper.temperature_period) == ("resnet50", 800, 256, 400)
+    augmentation = DATASETS.get("imagenet100_lt").augmentation
+    assert (augmentation.input_size, augmentation.min_scale, augmentation.gaussian_blur) == (224, 0.08, 0.5)
+
+
+def test_list_presets_prints_every_preset(capsys):
+    assert main(["list", "--presets"]) == 0
+    out = capsys.readouterr().out
+    for name, cls in DATASETS.items():
+        for preset in cls.presets:
+            assert any(line.split()[:2] == [name, preset] for line in out.splitlines()), (name, preset)
+
+
+# --- evaluation protocols ---------------------------------------------------------------------------
+
+def test_parse_eval_expands_suites_in_order():
+    assert parse_eval("ts") == ("knn1", "knn10", "linear_fs", "linear")
+    assert parse_eval("default,probe_few") == (*EVAL_SUITES["default"], "probe_few")
+    assert parse_eval("knn10,ts") == ("knn10", "knn1", "linear_fs", "linear")
+    with pytest.raises(UserError):
+        parse_eval(",")
+
+
+def test_the_fs_subsample_takes_the_smallest_class_count_from_every_class():
+    labels = np.repeat([0, 1, 2], [50, 9, 4])
+    picks = balanced_subsample(labels, seed=0)
+    assert np.bincount(labels[picks]).tolist() == [4, 4, 4]
+    assert np.array_equal(picks, balanced_subsample(labels, seed=0)) and len(np.unique(picks)) == 12
+    assert not np.array_equal(picks, balanced_subsample(labels, seed=1))
+
+
+def _blobs(n_per_class, seed=0):
+    rng = np.random.RandomState(seed)
+    centres = np.eye(4, 8) * 3
+    x = np.concatenate([centres[c] + rng.randn(n, 8) * 0.3 for c, n in enumerate(n_per_class)])
+    y = np.repeat(np.arange(4), n_per_class)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+
+
+def test_sgd_probe_separates_separable_features_and_is_seeded():
+    x, y = _blobs([30, 30, 30, 30])
+    xt, yt = _blobs([10, 10, 10, 10], seed=1)
+    pred = sgd_linear_probe_predict(x, y, xt, 4, epochs=30, milestones=(10, 20), seed=0)
+    assert (pred == yt.numpy()).mean() == 1.0
+    assert np.array_equal(pred, sgd_linear_probe_predict(x, y, xt, 4, epochs=30, milestones=(10, 20), seed=0))
+
+
+def test_evaluate_runs_the_ts_and_sdclr_protocols_per_group():
+    x, y = _blobs([40, 20, 14, 12])  # >= 10 per class, so kNN@10 can vote for the rarest
+    xt, yt = _blobs([10, 10, 10, 10], seed=1)
+    probe_x, probe_y = _blobs([12, 12, 12, 12], seed=2)
+    groups = np.array(["many", "many", "medium", "few"])
+    protocols = ("knn1", "knn10", "linear_fs", "linear", "probe_full", "probe_few")
+    out = evaluate(x, y, xt, yt, 4, groups, protocols=protocols,
+                   probe_sets={"full": (probe_x, probe_y), "few": (probe_x[::3], probe_y[::3])})
+    for name in protocols:
+        assert out[name]["overall"] == pytest.approx(100.0) and out[name]["few"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="probe sets"):
+        evaluate(x, y, xt, yt, 4, groups, protocols=("probe_full",))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Iterator
 import torch
 
 from bench.errors import UserError
+from bench.records import atomic_write
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Checkpointer:
             ) from None
 
     def save(self, state: dict[str, Any]) -> None:
-        _atomic_write(self.path, lambda handle: torch.save(state, handle), binary=True)
+        atomic_write(self.path, lambda handle: torch.save(state, handle), binary=True)
 
     def finished(self) -> dict[str, Any] | None:
         """The finished marker's content (record path, time) when the run has finished."""
@@ -60,7 +60,7 @@ class Checkpointer:
             return None
 
     def mark_finished(self, info: dict[str, Any]) -> None:
-        _atomic_write(self.finished_marker, lambda handle: handle.write(json.dumps(info, indent=1)), binary=False)
+        atomic_write(self.finished_marker, lambda handle: handle.write(json.dumps(info, indent=1)), binary=False)
 
     def set_aside(self) -> Path | None:
         """Rename an existing checkpoint (``--no-resume``): a fresh start never destroys the old one."""
@@ -72,20 +72,6 @@ class Checkpointer:
         os.replace(self.path, aside)
         self.finished_marker.unlink(missing_ok=True)
         return aside
-
-
-def _atomic_write(path: Path, write, binary: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class StopRequest:

@@ -192,6 +192,23 @@ def _check_pair(train: torch.Tensor, test: torch.Tensor) -> None:
         raise ValueError(f"feature dimensions differ: train {train.shape[1]}, test {test.shape[1]}")
 
 
+def _knn_inputs(train_feats: ArrayLike, train_labels: ArrayLike, test_feats: ArrayLike, k: int,
+                num_classes: Optional[int], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.device, int]:
+    """Validated kNN inputs: train and test features, labels, the class count, the device, and k capped
+    at the training set's size (every point votes when k exceeds it)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    train = _as_float_tensor(train_feats, "train_feats")
+    test = _as_float_tensor(test_feats, "test_feats")
+    _check_pair(train, test)
+    labels = _as_label_tensor(train_labels, train.shape[0], "train_labels")
+    n_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    if int(labels.max()) >= n_classes:
+        raise ValueError(f"train_labels contain {int(labels.max())} >= num_classes {n_classes}")
+    dev = torch.device(device) if device is not None else train.device
+    return train, test, labels, n_classes, dev, min(k, train.shape[0])
+
+
 def _chunk_rows(n_train: int, chunk_size: Optional[int]) -> int:
     if chunk_size is not None:
         if chunk_size < 1:
@@ -238,17 +255,7 @@ def knn_majority_predict(
     Returns:
         (M,) int64 numpy array of predicted labels.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    train = _as_float_tensor(train_feats, "train_feats")
-    test = _as_float_tensor(test_feats, "test_feats")
-    _check_pair(train, test)
-    labels = _as_label_tensor(train_labels, train.shape[0], "train_labels")
-    n_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
-    if int(labels.max()) >= n_classes:
-        raise ValueError(f"train_labels contain {int(labels.max())} >= num_classes {n_classes}")
-    dev = torch.device(device) if device is not None else train.device
-    k = min(k, train.shape[0])
+    train, test, labels, n_classes, dev, k = _knn_inputs(train_feats, train_labels, test_feats, k, num_classes, device)
 
     train = train.to(dev, torch.float64)
     train_sq = (train * train).sum(dim=1)  # (N,)
@@ -310,17 +317,7 @@ def knn_weighted_predict(
     """
     from lightly.utils.benchmarking import knn_predict
 
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    train = _as_float_tensor(train_feats, "train_feats")
-    test = _as_float_tensor(test_feats, "test_feats")
-    _check_pair(train, test)
-    labels = _as_label_tensor(train_labels, train.shape[0], "train_labels")
-    n_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
-    if int(labels.max()) >= n_classes:
-        raise ValueError(f"train_labels contain {int(labels.max())} >= num_classes {n_classes}")
-    dev = torch.device(device) if device is not None else train.device
-    k = min(k, train.shape[0])
+    train, test, labels, n_classes, dev, k = _knn_inputs(train_feats, train_labels, test_feats, k, num_classes, device)
 
     # lightly expects the bank as (D, N); float32 as in lightly's own benchmarks.
     bank = train.to(dev, torch.float32).T.contiguous()

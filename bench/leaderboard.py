@@ -20,10 +20,9 @@ the same hardware.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
-
-import math
 
 import pandas as pd
 from scipy import stats

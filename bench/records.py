@@ -16,7 +16,7 @@ import uuid
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 #: Version 2 added ``run_id``, ``status`` / ``failure`` on every record and ``nondeterminism``.
 SCHEMA_VERSION = 2
@@ -49,21 +49,31 @@ def record_filename(record: dict[str, Any]) -> str:
     return f"{_slug(record['dataset'])}__{_slug(record['method'])}{split}__seed{record['seed']}__{stamp}__{uuid.uuid4().hex[:8]}.json"
 
 
-def write_record(record: dict[str, Any], results_dir: Path) -> Path:
-    """Write ``record`` atomically to a new file in ``results_dir``; returns its path."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / record_filename(record)
-    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".tmp-", suffix=".json")
+def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:
+    """Write ``path`` all at once or not at all: ``write(handle)`` fills a temporary file in the same
+    directory, which is flushed to disk and renamed over ``path`` (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=1, sort_keys=True, allow_nan=True)
-            handle.write("\n")
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_record(record: dict[str, Any], results_dir: Path) -> Path:
+    """Write ``record`` atomically to a new file in ``results_dir``; returns its path."""
+    path = results_dir / record_filename(record)
+
+    def dump(handle: IO) -> None:
+        json.dump(record, handle, indent=1, sort_keys=True, allow_nan=True)
+        handle.write("\n")
+
+    atomic_write(path, dump)
     return path
 
 

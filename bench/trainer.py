@@ -171,6 +171,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            method.on_after_step(progress)
             loss_sum += loss.detach()
             if not is_cuda and not math.isfinite(loss.item()):
                 # On CPU the check is free; on CUDA it would synchronise every step (checked per epoch).

@@ -65,19 +65,24 @@ class ContrastiveMethod(nn.Module):
         similarities = cosine_similarity_matrix(z0, z1)
         tau_input = similarities.detach() if self.temperature_strategy.per_pair else None
         tau = self.temperature_strategy(progress, tau_input)
-        self._epoch_tau.append(self.temperature_strategy.summarize(tau.detach() if torch.is_tensor(tau) else tau))
+        if self.temperature_strategy.log_every_step or not self._epoch_tau:
+            self._epoch_tau.append(self.temperature_strategy.summarize(tau))
         return nt_xent_per_view(z0, z1, tau, similarities=similarities)
 
     def on_epoch_start(self, progress: TrainingProgress) -> None:
         """Hook: called before the first step of every epoch (SDCLR re-prunes here)."""
         self._epoch_tau = []
 
+    def on_after_step(self, progress: TrainingProgress) -> None:
+        """Hook: called after every optimiser step (a learnable tau is clamped here, MoCo's EMA updates)."""
+        self.temperature_strategy.after_step()
+
     def epoch_log(self) -> dict[str, float]:
         """Values for the per-epoch log: the mean of each tau summary over the epoch's steps."""
         if not self._epoch_tau:
             return {}
         keys = self._epoch_tau[0].keys()
-        return {k: sum(t[k] for t in self._epoch_tau) / len(self._epoch_tau) for k in keys}
+        return {k: float(sum(t[k] for t in self._epoch_tau)) / len(self._epoch_tau) for k in keys}
 
     # The taus logged so far in this epoch travel with the state_dict, so a run resumed mid-epoch
     # logs the same epoch mean as an uninterrupted one.
@@ -88,8 +93,13 @@ class ContrastiveMethod(nn.Module):
         self._epoch_tau = list(state.get("epoch_tau", []))
 
     def parameter_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        """Optimiser parameter groups; every parameter decays by default."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+        """Optimiser parameter groups: every parameter decays, except the temperature strategy's own
+        (a weight decay on log tau would pull tau towards 1 for no reason)."""
+        own = {id(p) for p in self.temperature_strategy.parameters()}
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad and id(p) not in own], "weight_decay": weight_decay}]
+        if own:
+            groups.append({"params": list(self.temperature_strategy.parameters()), "weight_decay": 0.0})
+        return groups
 
     @classmethod
     def info(cls) -> dict[str, str]:

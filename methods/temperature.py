@@ -8,6 +8,7 @@ similarities) it returns tau as a float or a tensor; a learnable strategy owns i
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -60,9 +61,17 @@ class TemperatureStrategy(nn.Module):
         """One line with the formula's parameters, for `bench list` and records."""
         raise NotImplementedError
 
-    def summarize(self, tau: float | torch.Tensor) -> dict[str, float]:
-        """What the per-epoch log stores of one tau value."""
-        return {"tau": float(tau)}
+    #: Whether every step's tau is logged; per-pair strategies log the first batch of each epoch only,
+    #: since summarising a (2N, 2N) matrix every step would cost time the comparison must not pay.
+    log_every_step: bool = True
+
+    def summarize(self, tau: float | torch.Tensor) -> dict[str, float | torch.Tensor]:
+        """What the per-epoch log stores of one tau value (0-d tensors stay on the device: converting
+        them every step would synchronise a GPU; the epoch log converts once)."""
+        return {"tau": tau.detach() if torch.is_tensor(tau) else float(tau)}
+
+    def after_step(self) -> None:
+        """Hook after every optimiser step (a learnable strategy clamps its parameter here)."""
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -131,3 +140,78 @@ class CosineTemperature(TemperatureStrategy):
     def describe(self) -> str:
         period = f"T = {self.period}" if self.period else "T from the run"
         return f"cosine tau from {self.tau_plus:g} down to {self.tau_minus:g} and back, {period} epochs"
+
+
+class PairwiseCosineTemperature(TemperatureStrategy):
+    """DySTreSS (Manna et al. 2023, IEEE TAI 2025): a temperature for every pair of views from its
+    detached cosine similarity s_ij,
+
+        tau_ij = tau_min + 0.5 (tau_max - tau_min) (1 + cos(pi (1 + s_ij)))
+
+    so tau = tau_max at s = +1 and s = -1 and tau_min at s = 0, applied element-wise to the logits
+    (positives and negatives alike). Defaults 0.07 / 0.2, the paper's CIFAR values (0.1 / 0.2 on
+    ImageNet sizes: pass --tau-min 0.1).
+    """
+
+    per_pair = True
+    log_every_step = False
+    overridable = {"tau_min": "tau_min", "tau_max": "tau_max"}
+
+    def __init__(self, tau_min: float = 0.07, tau_max: float = 0.2) -> None:
+        super().__init__()
+        _check_positive("tau_min", tau_min)
+        _check_positive("tau_max", tau_max)
+        if tau_min > tau_max:
+            raise UserError(f"tau_min ({tau_min}) must not exceed tau_max ({tau_max}).")
+        self.tau_min = float(tau_min)
+        self.tau_max = float(tau_max)
+
+    def init_args(self) -> dict[str, Any]:
+        return {"tau_min": self.tau_min, "tau_max": self.tau_max}
+
+    def value(self, similarities: torch.Tensor) -> torch.Tensor:
+        return self.tau_min + 0.5 * (self.tau_max - self.tau_min) * (1 + torch.cos(torch.pi * (1 + similarities)))
+
+    def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> torch.Tensor:
+        if similarities is None:
+            raise ValueError("a per-pair temperature needs the similarity matrix")
+        return self.value(similarities.detach())
+
+    def summarize(self, tau: float | torch.Tensor) -> dict[str, float | torch.Tensor]:
+        """Median and 10-90 % range of the off-diagonal taus (the diagonal is masked in the loss)."""
+        off_diagonal = tau.detach()[~torch.eye(tau.shape[0], dtype=torch.bool, device=tau.device)].float()
+        low, median, high = torch.quantile(off_diagonal, torch.tensor([0.1, 0.5, 0.9], device=tau.device))
+        return {"tau": median, "tau_p10": low, "tau_p90": high}
+
+    def describe(self) -> str:
+        return f"per-pair tau from the cosine similarity, {self.tau_min:g} at s = 0 up to {self.tau_max:g} at s = +-1"
+
+
+class LearnableTemperature(TemperatureStrategy):
+    """A learned scalar temperature, CLIP style (Radford et al. 2021): tau = exp(log_tau), log_tau an
+    ``nn.Parameter`` optimised with the network (no weight decay), initialised at the baseline 0.2 and
+    clamped after every optimiser step to [0.01, 1.0] (open_clip clamps its logit scale the same way)."""
+
+    overridable = {"tau": "init", "tau_min": "low", "tau_max": "high"}
+
+    def __init__(self, init: float = 0.2, low: float = 0.01, high: float = 1.0) -> None:
+        super().__init__()
+        for name, value in (("tau", init), ("tau_min", low), ("tau_max", high)):
+            _check_positive(name, value)
+        if not low <= init <= high:
+            raise UserError(f"the learnable tau must start inside its clamp: {low} <= {init} <= {high}.")
+        self.low, self.high = float(low), float(high)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(init)))
+
+    def init_args(self) -> dict[str, Any]:
+        return {"init": float(self.log_tau.detach().exp()), "low": self.low, "high": self.high}
+
+    def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> torch.Tensor:
+        return self.log_tau.exp()
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.log_tau.clamp_(math.log(self.low), math.log(self.high))
+
+    def describe(self) -> str:
+        return f"learned scalar tau, starts at {float(self.log_tau.detach().exp()):g}, clamped to [{self.low:g}, {self.high:g}]"

@@ -178,9 +178,13 @@ def command_list(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=1))
         return 0
-    print("Methods (combine as <objective>+<temperature strategy>, e.g. constant+cosine_tau):")
+    print("Methods:")
     for name, cls in METHODS.items():
         print(f"  {name:<16} {cls.description}\n  {'':<16} [{cls.temperature.describe()}] {cls.citation}")
+    objectives = [n for n, c in METHODS.items() if c.role == "objective" and c.accepts_temperature_strategies]
+    strategies = [n for n, c in METHODS.items() if c.role == "temperature" or n == "constant"]
+    print(f"\nCombine as <objective>+<temperature strategy> (e.g. sdclr+cosine_tau, moco+dystress):\n"
+          f"  objectives:             {', '.join(objectives)}\n  temperature strategies: {', '.join(strategies)}")
     print("\nDatasets:")
     for name, cls in DATASETS.items():
         print(f"  {name:<16} {cls.description}")

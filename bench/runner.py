@@ -250,13 +250,15 @@ def run_one(
     record = _base_record("run", config.method_label, config, data, device)
     _seed_everything(config.seed)
     backbone, feature_dim = create_backbone(config.backbone)
+    augmentation = run_augmentation(config)
     method = get_method_class(config.method)(
-        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides
+        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides,
+        num_train_samples=len(data.train_images), image_size=augmentation.input_size,
     )
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
     try:
-        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer, stop)
+        result = train(method, data.train_images, augmentation, config, device, show_progress, checkpointer, stop)
     except TrainingDiverged as diverged:
         record.update(
             status="failed",

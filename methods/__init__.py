@@ -9,7 +9,7 @@ import pkgutil
 
 from methods.registry import METHODS, create_method, get_method_class, list_methods, register_method
 
-_INFRASTRUCTURE = {"registry", "base", "temperature", "losses"}
+_INFRASTRUCTURE = {"registry", "base", "temperature", "losses", "pruning"}
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):

@@ -12,8 +12,12 @@ import torch
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
-from methods.losses import cosine_similarity_matrix, nt_xent_per_view
+from methods.losses import contrastive_cross_entropy, cosine_similarity_matrix, nt_xent_layout
 from methods.temperature import ConstantTemperature, TemperatureStrategy, TrainingProgress
+
+
+#: Training crops of at least this many pixels count as ImageNet-sized (CIFAR is 32, ImageNet 224).
+LARGE_IMAGE_SIZE = 64
 
 
 class ContrastiveMethod(nn.Module):
@@ -21,27 +25,45 @@ class ContrastiveMethod(nn.Module):
 
     Class attributes a method may override:
       ``temperature``: the strategy (default constant tau = 0.2, the long-tail papers' baseline);
+      ``large_image_temperature``: the strategy on ImageNet-sized inputs (>= ``LARGE_IMAGE_SIZE``
+      pixels), where a paper gives other defaults; None keeps ``temperature``;
       ``description`` / ``citation``: shown by ``bench list`` and on the leaderboard;
-      ``accepts_temperature_strategies``: whether ``<this>+<strategy>`` names make sense.
+      ``accepts_temperature_strategies``: whether ``<this>+<strategy>`` names make sense;
+      ``role``: ``objective`` (a loss / branches of its own: left of ``+``) or ``temperature`` (SimCLR
+      with a temperature strategy: right of ``+``); ``bench list`` shows what combines.
     """
 
     description: ClassVar[str] = "SimCLR with NT-Xent"
     citation: ClassVar[str] = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020"
     temperature: ClassVar[TemperatureStrategy] = ConstantTemperature(0.2)
     accepts_temperature_strategies: ClassVar[bool] = True
+    role: ClassVar[str] = "temperature"
     projection_dim: ClassVar[int] = 128
+    large_image_temperature: ClassVar[TemperatureStrategy | None] = None
     registered_name: ClassVar[str] = "unregistered"
 
     def __init__(
-        self, backbone: nn.Module, feature_dim: int, temperature_overrides: dict[str, float] | None = None
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        temperature_overrides: dict[str, float] | None = None,
+        num_train_samples: int | None = None,
+        image_size: int | None = None,
     ) -> None:
+        """``num_train_samples`` sizes per-sample state (BCL's losses, MoCo's queue); ``image_size``
+        (the training crop) picks the ImageNet-sized defaults of methods that have them."""
         super().__init__()
         self.backbone = backbone
+        self.feature_dim = feature_dim
+        self.num_train_samples = num_train_samples
+        self.large_images = image_size is not None and image_size >= LARGE_IMAGE_SIZE
         # Hidden width = feature width, output 128, as the CIFAR-LT recipes (protocol.md).
         self.projection_head = SimCLRProjectionHead(feature_dim, feature_dim, self.projection_dim)
         # Each instance owns a copy (a learnable strategy's parameter must not be shared across runs),
         # with the command line's --tau / --tau-min / --tau-max where they apply.
-        self.temperature_strategy: TemperatureStrategy = type(self).temperature.with_overrides(temperature_overrides or {})
+        cls = type(self)
+        default = cls.large_image_temperature if self.large_images and cls.large_image_temperature else cls.temperature
+        self.temperature_strategy: TemperatureStrategy = default.with_overrides(temperature_overrides or {})
         self._epoch_tau: list[dict[str, float]] = []
 
     # --- what the trainer and the evaluation call -------------------------------------------
@@ -61,13 +83,24 @@ class ContrastiveMethod(nn.Module):
         return self.contrastive_loss(z0, z1, progress).mean()
 
     def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress) -> torch.Tensor:
-        """Per-view NT-Xent (2N,) with this method's temperature; logs the tau it used."""
-        similarities = cosine_similarity_matrix(z0, z1)
+        """Per-view NT-Xent (2N,) between the views z0 and z1, with this method's temperature."""
+        positives, exclude = nt_xent_layout(z0.shape[0], z0.device)
+        return self.tempered_cross_entropy(cosine_similarity_matrix(z0, z1), positives, exclude, progress)
+
+    def tempered_cross_entropy(
+        self,
+        similarities: torch.Tensor,
+        positives: torch.Tensor,
+        exclude: torch.Tensor | None,
+        progress: TrainingProgress,
+    ) -> torch.Tensor:
+        """Per-row contrastive loss (:func:`methods.losses.contrastive_cross_entropy`) with the tau of
+        this method's strategy (per pair: from the detached similarities); logs the tau it used."""
         tau_input = similarities.detach() if self.temperature_strategy.per_pair else None
         tau = self.temperature_strategy(progress, tau_input)
         if self.temperature_strategy.log_every_step or not self._epoch_tau:
-            self._epoch_tau.append(self.temperature_strategy.summarize(tau))
-        return nt_xent_per_view(z0, z1, tau, similarities=similarities)
+            self._epoch_tau.append(self.temperature_strategy.summarize(tau, exclude))
+        return contrastive_cross_entropy(similarities, tau, positives, exclude)
 
     def on_epoch_start(self, progress: TrainingProgress) -> None:
         """Hook: called before the first step of every epoch (SDCLR re-prunes here)."""

@@ -10,5 +10,6 @@ from methods.temperature import ConstantTemperature
 class ConstantTau(ContrastiveMethod):
     """SimCLR, NT-Xent with constant tau = 0.2."""
 
+    role = "objective"
     description = "SimCLR, NT-Xent with a constant temperature (tau = 0.2)"
     temperature = ConstantTemperature(tau=0.2)

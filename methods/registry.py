@@ -40,6 +40,7 @@ def get_method_class(name: str) -> type["ContrastiveMethod"]:
         (objective,),
         {
             "temperature": strategy_source.temperature,
+            "large_image_temperature": strategy_source.large_image_temperature,
             "description": f"{objective.description.rstrip('.')}, with the temperature of {strategy_name}: "
             f"{strategy_source.temperature.describe()}.",
             "registered_name": name,

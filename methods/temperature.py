@@ -65,9 +65,10 @@ class TemperatureStrategy(nn.Module):
     #: since summarising a (2N, 2N) matrix every step would cost time the comparison must not pay.
     log_every_step: bool = True
 
-    def summarize(self, tau: float | torch.Tensor) -> dict[str, float | torch.Tensor]:
+    def summarize(self, tau: float | torch.Tensor, exclude: torch.Tensor | None = None) -> dict[str, float | torch.Tensor]:
         """What the per-epoch log stores of one tau value (0-d tensors stay on the device: converting
-        them every step would synchronise a GPU; the epoch log converts once)."""
+        them every step would synchronise a GPU; the epoch log converts once). ``exclude`` marks the
+        entries of a per-pair tau that the loss does not use."""
         return {"tau": tau.detach() if torch.is_tensor(tau) else float(tau)}
 
     def after_step(self) -> None:
@@ -149,8 +150,8 @@ class PairwiseCosineTemperature(TemperatureStrategy):
         tau_ij = tau_min + 0.5 (tau_max - tau_min) (1 + cos(pi (1 + s_ij)))
 
     so tau = tau_max at s = +1 and s = -1 and tau_min at s = 0, applied element-wise to the logits
-    (positives and negatives alike). Defaults 0.07 / 0.2, the paper's CIFAR values (0.1 / 0.2 on
-    ImageNet sizes: pass --tau-min 0.1).
+    (positives and negatives alike). Defaults 0.07 / 0.2, the paper's CIFAR values (the dystress
+    method uses 0.1 / 0.2 on ImageNet-sized images).
     """
 
     per_pair = True
@@ -177,10 +178,10 @@ class PairwiseCosineTemperature(TemperatureStrategy):
             raise ValueError("a per-pair temperature needs the similarity matrix")
         return self.value(similarities.detach())
 
-    def summarize(self, tau: float | torch.Tensor) -> dict[str, float | torch.Tensor]:
-        """Median and 10-90 % range of the off-diagonal taus (the diagonal is masked in the loss)."""
-        off_diagonal = tau.detach()[~torch.eye(tau.shape[0], dtype=torch.bool, device=tau.device)].float()
-        low, median, high = torch.quantile(off_diagonal, torch.tensor([0.1, 0.5, 0.9], device=tau.device))
+    def summarize(self, tau: float | torch.Tensor, exclude: torch.Tensor | None = None) -> dict[str, float | torch.Tensor]:
+        """Median and 10-90 % range of the taus the loss uses (NT-Xent masks the diagonal)."""
+        used = tau.detach()[~exclude] if exclude is not None else tau.detach().flatten()
+        low, median, high = torch.quantile(used.float(), torch.tensor([0.1, 0.5, 0.9], device=tau.device))
         return {"tau": median, "tau_p10": low, "tau_p90": high}
 
     def describe(self) -> str:

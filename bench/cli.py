@@ -92,9 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--presets", action="store_true", help="only the training presets of every dataset, in full")
 
-    board = sub.add_parser("leaderboard", help="rebuild leaderboard/README.md from the records", description="Rebuild the leaderboard markdown from every record in the results directory.")
+    board = sub.add_parser("leaderboard", help="rebuild leaderboard/README.md and its figures from the records",
+                           description="Rebuild the leaderboard markdown and figures from every record in the results directory; "
+                           "--check only compares them and exits 1 listing each difference.")
     board.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     board.add_argument("--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)")
+    board.add_argument("--figures-dir", type=Path, default=None, help="PNG folder (default: figures/ next to the markdown file)")
+    board.add_argument("--check", action="store_true",
+                       help="write nothing; exit 1 with one line per difference if the markdown or figures are not what the records generate")
     return parser
 
 
@@ -198,10 +203,17 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_leaderboard(args: argparse.Namespace) -> int:
-    from bench.leaderboard import write_leaderboard
+    from bench.report import check_report, write_report
 
     output = args.output or args.results_dir.resolve().parent / "README.md"
-    write_leaderboard(args.results_dir, output)
+    if args.check:
+        problems = check_report(args.results_dir, output, args.figures_dir)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if not problems:
+            print(f"{output} and its figures are what the records generate")
+        return 1 if problems else 0
+    write_report(args.results_dir, output, args.figures_dir)
     print(f"leaderboard written to {output}")
     return 0
 

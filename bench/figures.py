@@ -1,0 +1,346 @@
+"""The leaderboard's figures (matplotlib, Agg canvas, PNG), one set per table, from records alone.
+
+Per table (protocol): ``tau`` (tau per epoch, mean over repeats; per-pair strategies' 10-90 % range
+as a band), ``groups`` (many / medium / few accuracy of the main metric, bars with the std over
+repeats), ``per_class`` (per-class accuracy against training-set class size, log x; floors dashed),
+``throughput`` (images per second relative to ``constant``, one panel per hardware, never mixed) and
+``training`` (loss per epoch; kNN accuracy too where a history logs it). A figure whose data are
+absent (no method logs tau, no ``constant`` on any hardware) is not drawn and not linked.
+
+How ``--check`` stays robust: PNG bytes depend on the matplotlib, freetype and zlib versions, so
+they are never compared. Instead each figure is first reduced to the exact data it plots (a JSON
+value, floats rounded to :data:`DECIMALS` decimals so that summation order in numpy cannot change
+it); the SHA-256 of that data, the figure's kind and :data:`FIGURE_FORMAT` is written into the PNG
+as a ``tEXt`` chunk (:data:`DIGEST_KEY`), and matplotlib's ``Software`` chunk is dropped.
+:func:`expected_digests` recomputes the digests from the records without drawing, and the check
+compares them with the chunks in the committed PNGs, and the set of files with the expected set.
+:func:`write_figures` redraws only figures whose digest changed, so the committed PNGs do not churn.
+Bump :data:`FIGURE_FORMAT` when the drawing changes (colours, layout) so that old PNGs read stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure as MplFigure
+
+from bench.leaderboard import (
+    ACCURACY_KINDS,
+    BASELINE,
+    FLOOR_PREFIX,
+    METRIC_LABELS,
+    SPEED_KINDS,
+    main_metric,
+    method_order,
+    records_frame,
+    repeat_means,
+)
+from bench.records import atomic_write
+
+FIGURE_FORMAT = 1  # bump when the drawing (not the data) changes
+DIGEST_KEY = "bench-figure-digest"
+FORMAT_KEY = "bench-figure-format"
+DECIMALS = 6
+DPI = 100
+GROUPS = ("many", "medium", "few")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure: its file name, alt text, the data it plots (JSON) and how to draw them."""
+
+    name: str
+    title: str
+    kind: str
+    data: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps({"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _round(value: Any) -> Any:
+    """Floats rounded to DECIMALS (NaN -> None), recursively: the data a digest covers."""
+    if isinstance(value, dict):
+        return {str(k): _round(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_round(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else round(float(value), DECIMALS)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def protocol_slug(protocol_id: str) -> str:
+    """``<dataset>-<8 hex of the protocol>``: stable, readable file-name stem of a table's figures."""
+    dataset = json.loads(protocol_id).get("dataset", "unknown")
+    safe = "".join(c if c.isalnum() or c in "_-" else "-" for c in str(dataset))
+    return f"{safe}-{hashlib.sha256(protocol_id.encode()).hexdigest()[:8]}"
+
+
+# --- data: what each figure plots, from records alone ------------------------------------------------
+
+def _per_epoch_mean(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """Mean of ``history[*][key]`` per epoch over the records that log it (finite values only)."""
+    values: dict[int, list[float]] = defaultdict(list)
+    for record in records:
+        for row in record.get("history") or []:
+            value = row.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value) and "epoch" in row:
+                values[int(row["epoch"])].append(float(value))
+    epochs = sorted(values)
+    return epochs, [float(np.mean(values[e])) for e in epochs]
+
+
+def _by_method(records: list[dict[str, Any]], kinds: tuple[str, ...] = ("run",)) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record.get("kind", "run") in kinds:
+            grouped[record["method"]].append(record)
+    return {m: grouped[m] for m in method_order(list(grouped))}
+
+
+def tau_data(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method: epochs, mean tau, and for per-pair strategies the mean 10th / 90th percentiles."""
+    out = {}
+    for method, runs in _by_method(records).items():
+        epochs, tau = _per_epoch_mean(runs, "tau")
+        if not epochs:
+            continue  # a method without tau in its history (e.g. a non-contrastive one): nothing to draw
+        entry: dict[str, Any] = {"epoch": epochs, "tau": tau}
+        p10_epochs, p10 = _per_epoch_mean(runs, "tau_p10")
+        p90_epochs, p90 = _per_epoch_mean(runs, "tau_p90")
+        if p10_epochs and p10_epochs == p90_epochs:
+            entry.update(band_epoch=p10_epochs, p10=p10, p90=p90)
+        out[method] = entry
+    return {"methods": out} if out else {}
+
+
+def groups_data(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """Per method (floors included): mean and std over repeats of many / medium / few accuracy."""
+    if f"{metric}/few" not in frame:
+        return {}
+    methods = method_order(sorted(frame["method"].unique()))
+    out: dict[str, Any] = {"metric": METRIC_LABELS[metric], "methods": methods}
+    for group in GROUPS:
+        series = [repeat_means(frame, m, f"{metric}/{group}") for m in methods]
+        out[group] = {"mean": [float(s.mean()) if len(s) else None for s in series],
+                      "std": [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in series]}
+    return out
+
+
+def per_class_data(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Per method: accuracy averaged over repeats per training-set class size, sorted by size.
+
+    Averaging per class size rather than per class index keeps SDCLR's splits honest: each split
+    gives the classes different sizes, and the claim is about size."""
+    out = {}
+    for method, runs in _by_method(records, ACCURACY_KINDS).items():
+        by_count: dict[int, list[float]] = defaultdict(list)
+        for record in runs:
+            counts = (record.get("data") or {}).get("class_counts")
+            accuracy = ((record.get("metrics") or {}).get(metric) or {}).get("per_class")
+            if counts and accuracy and len(counts) == len(accuracy):
+                for count, value in zip(counts, accuracy):
+                    by_count[int(count)].append(float(value))
+        if by_count:
+            sizes = sorted(by_count)
+            out[method] = {"count": sizes, "accuracy": [float(np.mean(by_count[c])) for c in sizes],
+                           "floor": method.startswith(FLOOR_PREFIX)}
+    return {"metric": METRIC_LABELS[metric], "methods": out} if out else {}
+
+
+def throughput_data(frame: pd.DataFrame) -> dict[str, Any]:
+    """Per hardware that measured ``constant``: each method's mean images/s over constant's."""
+    speed = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
+    out = {}
+    for hardware, part in speed.groupby("hardware", sort=True):
+        base = part.loc[part["method"] == BASELINE, "images_per_s"]
+        if base.empty:
+            continue  # a ratio needs constant measured on the same hardware
+        methods = method_order(sorted(part["method"].unique()))
+        out[str(hardware)] = {"methods": methods,
+                              "ratio": [float(part.loc[part["method"] == m, "images_per_s"].mean() / base.mean()) for m in methods]}
+    return {"hardware": out} if out else {}
+
+
+def _accuracy_history_key(records: list[dict[str, Any]]) -> str | None:
+    """A kNN accuracy logged per epoch, if any history has one (none does yet)."""
+    keys = sorted({k for r in records for row in r.get("history") or [] for k in row if k.startswith("knn")})
+    return keys[0] if keys else None
+
+
+def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method: mean loss per epoch, and mean kNN accuracy per epoch where histories log it."""
+    runs = _by_method(records)
+    key = _accuracy_history_key([r for rs in runs.values() for r in rs])
+    curves: dict[str, Any] = {"loss": {}, "accuracy": {}, "accuracy_key": key}
+    for method, method_runs in runs.items():
+        for name, history_key in (("loss", "loss"), ("accuracy", key)):
+            if history_key is None:
+                continue
+            epochs, values = _per_epoch_mean(method_runs, history_key)
+            if epochs:
+                curves[name][method] = {"epoch": epochs, "value": values}
+    return curves if curves["loss"] else {}
+
+
+def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[FigureSpec]:
+    """The figures of one table, from its successful records; those without data are left out."""
+    frame = records_frame(records)
+    if frame.empty:
+        return []
+    scored = frame[frame["kind"].isin(ACCURACY_KINDS)]
+    metric = main_metric(scored) if not scored.empty else None
+    slug = protocol_slug(protocol_id)
+    candidates = [
+        ("tau", "tau over training", tau_data(records)),
+        ("groups", "many / medium / few accuracy", groups_data(scored, metric) if metric else {}),
+        ("per_class", "per-class accuracy against class size", per_class_data(records, metric) if metric else {}),
+        ("throughput", "throughput relative to constant", throughput_data(frame)),
+        ("training", "training curves", training_data(records)),
+    ]
+    return [FigureSpec(f"{slug}__{kind}.png", title, kind, _round(data)) for kind, title, data in candidates if data]
+
+
+# --- drawing -------------------------------------------------------------------------------------------
+
+def _colours(methods: list[str]) -> dict[str, Any]:
+    # One colour per method within a figure, in table order, so the legend reads like the table.
+    palette = [f"C{i}" for i in range(10)]
+    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+
+
+def _legend(ax: Axes) -> None:
+    # Outside the axes, right: bars and curves near the top are never hidden behind it.
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _draw_tau(fig: MplFigure, data: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    colours = _colours(list(data["methods"]))
+    for method, entry in data["methods"].items():
+        label = method + (" (median, 10-90 % band)" if "p10" in entry else "")
+        ax.plot(entry["epoch"], entry["tau"], color=colours[method], label=label)
+        if "p10" in entry:
+            ax.fill_between(entry["band_epoch"], entry["p10"], entry["p90"], color=colours[method], alpha=0.2, linewidth=0)
+    ax.set(xlabel="epoch", ylabel="tau", title="Temperature over training (mean over repeats)")
+    _legend(ax)
+
+
+def _draw_groups(fig: MplFigure, data: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    methods = data["methods"]
+    width = 0.8 / max(len(methods), 1)
+    colours = _colours(methods)
+    for i, method in enumerate(methods):
+        x = np.arange(len(GROUPS)) + (i - (len(methods) - 1) / 2) * width
+        means = [np.nan if v is None else v for v in (data[g]["mean"][i] for g in GROUPS)]
+        ax.bar(x, means, width, yerr=[data[g]["std"][i] for g in GROUPS], capsize=2, color=colours[method],
+               hatch="//" if method.startswith(FLOOR_PREFIX) else None, label=method)
+    ax.set_xticks(np.arange(len(GROUPS)), GROUPS)
+    ax.set(ylabel=f"{data['metric']} accuracy (%)", title=f"{data['metric']} by class group (mean ± std over repeats)")
+    _legend(ax)
+
+
+def _draw_per_class(fig: MplFigure, data: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    colours = _colours(list(data["methods"]))
+    for method, entry in data["methods"].items():
+        ax.plot(entry["count"], entry["accuracy"], marker="o", markersize=3, color=colours[method],
+                linestyle="--" if entry["floor"] else "-", label=method)
+    ax.set_xscale("log")
+    ax.set(xlabel="training images of the class (log)", ylabel=f"{data['metric']} accuracy (%)",
+           title="Per-class accuracy against class size (mean over repeats; floors dashed)")
+    _legend(ax)
+
+
+def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
+    panels = data["hardware"]
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (hardware, entry) in zip(axes, panels.items()):
+        colours = _colours(entry["methods"])
+        ax.bar(entry["methods"], entry["ratio"], color=[colours[m] for m in entry["methods"]])
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_title(hardware, fontsize="small")
+        ax.set_ylabel(f"images/s relative to {BASELINE}")
+        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
+    fig.suptitle("Throughput relative to constant, per hardware (never compared across hardware)")
+
+
+def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
+    panels = [("loss", "loss")] + ([("accuracy", f"{data['accuracy_key']} accuracy (%)")] if data["accuracy"] else [])
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, ylabel) in zip(axes, panels):
+        colours = _colours(list(data[name]))
+        for method, entry in data[name].items():
+            ax.plot(entry["epoch"], entry["value"], color=colours[method], label=method)
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        _legend(ax)
+    note = "" if data["accuracy"] else " (no kNN accuracy logged per epoch)"
+    fig.suptitle(f"Training curves, mean over repeats{note}")
+
+
+DRAW: dict[str, Callable[[MplFigure, dict[str, Any]], None]] = {
+    "tau": _draw_tau, "groups": _draw_groups, "per_class": _draw_per_class,
+    "throughput": _draw_throughput, "training": _draw_training,
+}
+
+
+def draw(spec: FigureSpec, path: Path) -> None:
+    """Draw ``spec`` into ``path`` (atomically), with its digest chunk and no Software chunk."""
+    fig = MplFigure(figsize=(9, 4.5), layout="constrained")
+    DRAW[spec.kind](fig, spec.data)
+    metadata = {"Software": None, DIGEST_KEY: spec.digest, FORMAT_KEY: str(FIGURE_FORMAT)}
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, metadata=metadata), binary=True)
+
+
+def stored_digest(path: Path) -> str | None:
+    """The digest chunk of a PNG written by :func:`draw`; None when absent or unreadable."""
+    from PIL import Image  # matplotlib's own dependency; read only here
+
+    try:
+        with Image.open(path) as image:
+            return image.text.get(DIGEST_KEY)
+    except (OSError, ValueError):
+        return None
+
+
+def write_figures(specs: list[FigureSpec], directory: Path) -> None:
+    """Make ``directory`` hold exactly ``specs``: draw new or changed ones, delete PNGs no longer made."""
+    wanted = {spec.name for spec in specs}
+    for spec in specs:
+        path = directory / spec.name
+        if not path.exists() or stored_digest(path) != spec.digest:
+            draw(spec, path)
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.png")):
+            if path.name not in wanted:
+                path.unlink()
+
+
+def figure_problems(specs: list[FigureSpec], directory: Path, shown: str) -> list[str]:
+    """One line per figure that is missing, stale (digest differs) or extra; ``shown`` names the folder."""
+    problems = []
+    for spec in specs:
+        path = directory / spec.name
+        if not path.exists():
+            problems.append(f"figure {shown}/{spec.name} is missing")
+        elif stored_digest(path) != spec.digest:
+            problems.append(f"figure {shown}/{spec.name} is stale")
+    wanted = {spec.name for spec in specs}
+    if directory.is_dir():
+        problems += [f"figure {shown}/{p.name} is stale: the records no longer generate it"
+                     for p in sorted(directory.glob("*.png")) if p.name not in wanted]
+    return problems

@@ -1,0 +1,91 @@
+"""The leaderboard report: leaderboard/README.md and leaderboard/figures/, from records alone.
+
+:func:`render_report` composes the markdown: the header, the generated summary
+(:mod:`bench.summary`), and per table the tables (:mod:`bench.leaderboard`), its provenance
+(:mod:`bench.provenance`) and links to its figures (:mod:`bench.figures`), relative to the README so
+they render on a code host. The markdown is deterministic: no clock, no absolute path, sorted orders.
+
+:func:`write_report` writes the README and makes the figures folder (default ``figures/`` beside the
+README) hold exactly the expected figures. :func:`check_report` writes nothing and returns one line
+per difference between the committed report and what the records generate (``--check``): the README
+compared byte for byte, each figure by the digest of the data it plots (see :mod:`bench.figures` for
+why digests and not PNG bytes).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from bench.figures import FigureSpec, figure_problems, protocol_figures, write_figures
+from bench.leaderboard import protocol_id, render
+from bench.provenance import provenance_markdown
+from bench.records import atomic_write, load_records, successful
+from bench.summary import summary_markdown
+
+FIGURES_DIR = "figures"  # beside the README; links in the markdown are relative to it
+
+
+def _by_protocol(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for record in successful(records):
+        grouped.setdefault(protocol_id(record), []).append(record)
+    return grouped
+
+
+def all_figures(records: list[dict[str, Any]]) -> list[FigureSpec]:
+    """Every figure the records generate, table by table."""
+    return [spec for pid, group in sorted(_by_protocol(records).items()) for spec in protocol_figures(pid, group)]
+
+
+def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR) -> str:
+    """The README's markdown; ``figures_dir`` (default ``figures``) is the link prefix of figures."""
+
+    def extras(pid: str, group: list[dict[str, Any]]) -> list[str]:
+        lines = provenance_markdown(group)
+        specs = protocol_figures(pid, group)
+        if specs:
+            lines.append("\n**Figures**\n")
+            lines += [f"![{spec.title}]({figures_dir}/{spec.name})\n" for spec in specs]
+        return lines
+
+    return render(records, summary=summary_markdown(records), section_extras=extras)
+
+
+def _load(results_dir: Path) -> list[dict[str, Any]]:
+    return load_records(results_dir) if results_dir.exists() else []
+
+
+def write_report(results_dir: Path, output: Path, figures: Path | None = None) -> str:
+    """Write ``output`` and the figures (default: ``figures/`` beside it); returns the markdown."""
+    records = _load(results_dir)
+    figures = figures or output.parent / FIGURES_DIR
+    markdown = render_report(records, os.path.relpath(figures, output.parent))
+    atomic_write(output, lambda handle: handle.write(markdown))
+    write_figures(all_figures(records), figures)
+    return markdown
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when below it (messages only, never the report)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def check_report(results_dir: Path, output: Path, figures: Path | None = None) -> list[str]:
+    """One line per difference between ``output`` / its figures and what the records generate; [] if none."""
+    with warnings.catch_warnings():
+        # A bad file in the results is reported by the write path; --check only answers "up to date?".
+        warnings.simplefilter("ignore")
+        records = _load(results_dir)
+    figures = figures or output.parent / FIGURES_DIR
+    problems = []
+    markdown = render_report(records, os.path.relpath(figures, output.parent))
+    if not output.exists() or output.read_text() != markdown:
+        problems.append(f"{_shown(output)} differs from what the records generate; run `python -m bench leaderboard`")
+    problems += [f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))]
+    return problems

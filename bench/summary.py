@@ -1,0 +1,141 @@
+"""The summary at the top of the leaderboard, written from the numbers (never by hand).
+
+Per table (dataset and protocol), ranked by the table's main metric (kNN@10 where recorded):
+
+* the best trained method overall and on the few-shot classes, and whether its lead over the
+  runner-up is beyond the noise -- the paired t-test of :func:`bench.leaderboard.paired_difference`
+  over matched (seed, split) repeats, p < 0.05 and a positive difference;
+* ``cosine_tau`` against ``constant`` overall and on the few-shot classes: better / worse beyond the
+  noise, or no difference beyond the noise; and a plain sentence on whether these runs support the
+  paper's claim (Kukleva et al.: the cosine schedule helps the tail), which needs a positive,
+  significant few-shot difference;
+* whether every trained method beat every floor (``floor:*`` records) beyond the noise, naming those
+  that did not.
+
+Only records of kind ``run`` are ranked; ``floor`` records are the floors; other kinds are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from bench.leaderboard import (
+    ACCURACY_KINDS,
+    BASELINE,
+    METRIC_LABELS,
+    main_metric,
+    method_order,
+    paired_difference,
+    protocol_title,
+    records_frame,
+    repeat_means,
+)
+
+SCHEDULE = "cosine_tau"  # the method whose claim the summary checks against BASELINE
+CLAIM = "the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023)"
+
+
+def _numbers(result: dict[str, Any]) -> str:
+    if result["mean"] is None:
+        return "no matched repeats"
+    if result["p"] is None:
+        return f"{result['mean']:+.1f} pp, n {result['n']}, too few repeats for a test"
+    return f"{result['mean']:+.1f} pp, p {result['p']:.2g}, n {result['n']}"
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """better / worse beyond the noise, no difference beyond the noise, or untestable."""
+    if result["p"] is None:
+        return "not testable"
+    if result["significant"] and result["mean"] > 0:
+        return "better beyond the noise"
+    if result["significant"] and result["mean"] < 0:
+        return "worse beyond the noise"
+    return "no different beyond the noise"
+
+
+def _trained(frame: pd.DataFrame) -> list[str]:
+    return method_order(sorted(frame.loc[frame["kind"] == "run", "method"].unique()))
+
+
+def _floors(frame: pd.DataFrame) -> list[str]:
+    return method_order(sorted(frame.loc[frame["kind"] == "floor", "method"].unique()))
+
+
+def best_sentence(frame: pd.DataFrame, column: str, label: str) -> str:
+    """Who leads on ``column`` (mean over repeats), and whether the lead over the runner-up is real."""
+    means = {m: repeat_means(frame, m, column) for m in _trained(frame)}
+    ranked = sorted((m for m in means if not means[m].empty), key=lambda m: -means[m].mean())
+    if not ranked:
+        return f"{label}: no trained method has this metric."
+    best = ranked[0]
+    head = f"{label}: **{best}** ({means[best].mean():.1f})"
+    if len(ranked) == 1:
+        return f"{head}, the only trained method."
+    runner = ranked[1]
+    result = paired_difference(means[best], means[runner])
+    if result["p"] is not None and result["significant"] and result["mean"] > 0:
+        return f"{head}, ahead of {runner} ({means[runner].mean():.1f}) beyond the noise ({_numbers(result)})."
+    return f"{head}, within the noise of the runner-up {runner} ({means[runner].mean():.1f}; {_numbers(result)})."
+
+
+def schedule_sentence(frame: pd.DataFrame, metric: str) -> str:
+    """``cosine_tau`` - ``constant`` overall and on the few-shot classes, and what that says of the claim."""
+    methods = set(frame["method"])
+    if SCHEDULE not in methods or BASELINE not in methods:
+        return f"{SCHEDULE} vs {BASELINE}: not both in this table, so the claim that {CLAIM} is not tested here."
+    label = METRIC_LABELS[metric]
+    overall = paired_difference(repeat_means(frame, SCHEDULE, f"{metric}/overall"), repeat_means(frame, BASELINE, f"{metric}/overall"))
+    text = f"{SCHEDULE} vs {BASELINE} on {label}: overall {verdict(overall)} ({_numbers(overall)})"
+    if f"{metric}/few" not in frame:
+        return text + f"; no few-shot group recorded, so the claim that {CLAIM} is not tested here."
+    few = paired_difference(repeat_means(frame, SCHEDULE, f"{metric}/few"), repeat_means(frame, BASELINE, f"{metric}/few"))
+    text += f"; few-shot classes {verdict(few)} ({_numbers(few)}). "
+    if few["p"] is not None and few["significant"] and few["mean"] > 0:
+        return text + f"These runs support the claim that {CLAIM}."
+    return text + f"**These runs do not support the claim that {CLAIM}**: on the few-shot classes {SCHEDULE} is {verdict(few)}."
+
+
+def floor_sentence(frame: pd.DataFrame, metric: str) -> str:
+    """Whether every trained method is above every floor on ``metric`` overall, beyond the noise."""
+    floors, trained = _floors(frame), _trained(frame)
+    label = f"{METRIC_LABELS[metric]} overall"
+    if not floors:
+        return f"Floors: no floor records in this table, so nothing says whether the methods learned anything ({label})."
+    misses = []
+    for method in trained:
+        for floor in floors:
+            result = paired_difference(repeat_means(frame, method, f"{metric}/overall"), repeat_means(frame, floor, f"{metric}/overall"))
+            if not (result["p"] is not None and result["significant"] and result["mean"] > 0):
+                where = "below" if result["significant"] and result["mean"] < 0 else "not above"
+                misses.append(f"{method} {where} {floor} ({_numbers(result)})")
+    if not misses:
+        return f"Floors: every method beat every floor ({', '.join(floors)}) beyond the noise on {label}."
+    return f"Floors: **not every method beat the floors** on {label} beyond the noise: " + "; ".join(misses) + "."
+
+
+def summary_markdown(records: list[dict[str, Any]]) -> str:
+    """The ``## Summary`` section: one bullet list per table, in the leaderboard's table order."""
+    frame = records_frame(records)
+    if frame.empty:
+        return ""
+    frame = frame[frame["kind"].isin(ACCURACY_KINDS)]
+    lines = ["\n## Summary\n", "Written by the generator from the records (main metric of each table; \"beyond the noise\": "
+             "paired t-test over matched (seed, split) repeats, p < 0.05).\n"]
+    for protocol_id in sorted(frame["protocol"].unique()):
+        part = frame[frame["protocol"] == protocol_id]
+        metric = main_metric(part)
+        lines.append(f"**{protocol_title(json.loads(protocol_id))}**\n")
+        if metric is None:
+            lines.append("- no accuracy recorded.\n")
+            continue
+        label = METRIC_LABELS[metric]
+        lines.append(f"- {best_sentence(part, f'{metric}/overall', f'Best on {label} overall')}")
+        if f"{metric}/few" in part:
+            lines.append(f"- {best_sentence(part, f'{metric}/few', f'Best on {label} few-shot classes')}")
+        lines.append(f"- {schedule_sentence(part, metric)}")
+        lines.append(f"- {floor_sentence(part, metric)}\n")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | leaderboard``.
+"""Command line: ``python -m bench run | list | leaderboard | throughput``.
 
 Every user error ends with one line on stderr and exit code 2, before anything is written.
 """
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m bench list --presets\n  python -m bench leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard,throughput}")
 
     run = sub.add_parser(
         "run",
@@ -95,7 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="rebuild leaderboard/README.md from the records", description="Rebuild the leaderboard markdown from every record in the results directory.")
     board.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     board.add_argument("--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)")
+    speed = sub.add_parser(
+        "throughput",
+        help="time training steps of methods side by side (interleaved) against a bare PyTorch loop",
+        description="Time each method's training step, a bare PyTorch SimCLR loop and optionally lightly's per-image "
+        "data path, interleaved over repeats; print images/s and ratios, write one throughput record.",
+    )
+    speed.add_argument("--methods", default=None, help="comma-separated (default: all registered; constant is always added)")
+    speed.add_argument("--dataset", default=DEFAULT_DATASET, help=f"an in-memory dataset (default: {DEFAULT_DATASET})")
+    speed.add_argument("--preset", default=None, help="training preset whose backbone and batch size are used (default: the dataset's)")
+    speed.add_argument("--steps", type=int, default=20, help="timed steps per variant and repeat (default 20)")
+    speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default 5)")
+    speed.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first (default 5)")
+    speed.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
+    speed.add_argument("--data-path", default="device", help="device (batched on-device augmentation), lightly (per-image "
+                       "DataLoader) or both (adds constant@per-image); default device")
+    speed.add_argument("--num-workers", type=int, default=None, help="DataLoader workers of the per-image path (default: min(8, CPUs))")
+    speed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    speed.add_argument("--data-root", default=None, help="where the dataset's files are")
+    speed.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)")
     return parser
+
+
+def command_throughput(args: argparse.Namespace) -> int:
+    from bench.throughput import run_throughput
+    from methods import list_methods
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    run_throughput(methods, args.dataset, args.preset, args.steps, args.repeats, args.warmup, args.batch_size,
+                   args.device, args.results_dir.resolve(), args.data_path, args.num_workers, data_root=args.data_root)
+    return 0
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -143,7 +172,7 @@ def command_run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         everything = load_records(results_dir)
-    related = [r for r in everything if json.dumps(r["protocol"], sort_keys=True) in protocols]
+    related = [r for r in everything if json.dumps(r.get("protocol"), sort_keys=True) in protocols]
     print("\nResults (accuracy %, mean ± std over all recorded seeds of this protocol):")
     print(summary_table(related))
     if not args.no_leaderboard:
@@ -204,7 +233,8 @@ def command_leaderboard(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard}
+    handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard,
+                "throughput": command_throughput}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -29,6 +29,7 @@ from scipy import stats
 from tabulate import tabulate
 
 from bench.records import load_records, successful
+from bench.throughput import throughput_section
 
 METRIC_LABELS = {"knn1": "kNN@1", "knn10": "kNN@10", "wknn": "wkNN", "linear": "Linear", "linear_fs": "Linear FS",
                  "probe_full": "Probe full", "probe_few": "Probe few"}
@@ -56,6 +57,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per record: protocol, method, seed, hardware, throughput and every metric."""
     rows = []
     for record in successful(records):
+        if record["kind"] == "throughput":  # no accuracy: rendered by bench.throughput.throughput_section
+            continue
         row = {
             "protocol": _protocol_id(record),
             "method": record["method"],
@@ -217,7 +220,7 @@ def render(records: list[dict[str, Any]]) -> str:
     parts = [HEADER]
     if frame.empty:
         parts.append("\nNo records yet: run `python -m bench run`.\n")
-        return "\n".join(parts)
+        return "\n".join(parts) + throughput_section(records)
     for protocol_id in sorted(frame["protocol"].unique()):
         part = frame[frame["protocol"] == protocol_id]
         protocol = json.loads(protocol_id)
@@ -231,6 +234,7 @@ def render(records: list[dict[str, Any]]) -> str:
         if not speed.empty:
             parts.append("\nThroughput (steady state, source images per second; ratios only within one hardware):\n")
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
+    parts.append(throughput_section(records))
     failed = [r for r in records if r.get("status", "ok") != "ok"]
     if failed:
         parts.append("\n## Failed runs (left out of the tables)\n")

@@ -28,6 +28,7 @@ from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
 from datasets.base import DatasetSpec
 from methods import get_method_class
+from methods.base import ContrastiveMethod
 
 #: The two reference rows of every table: evaluation of raw pixels and of the untrained encoder.
 FLOORS = ("floor:raw_pixels", "floor:random_init")
@@ -234,6 +235,16 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
     }
 
 
+def build_method(config: RunConfig) -> "ContrastiveMethod":
+    """The method of ``config`` on a fresh backbone, seeded with the run's seed (runs and
+    ``bench throughput`` build methods through this one function)."""
+    _seed_everything(config.seed)
+    backbone, feature_dim = create_backbone(config.backbone)
+    return get_method_class(config.method)(
+        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides
+    )
+
+
 def run_one(
     config: RunConfig,
     data: LongTailData,
@@ -248,11 +259,7 @@ def run_one(
     :class:`bench.checkpoint.TrainingInterrupted` after checkpointing.
     """
     record = _base_record("run", config.method_label, config, data, device)
-    _seed_everything(config.seed)
-    backbone, feature_dim = create_backbone(config.backbone)
-    method = get_method_class(config.method)(
-        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides
-    )
+    method = build_method(config)
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
     try:

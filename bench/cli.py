@@ -135,6 +135,9 @@ def command_run(args: argparse.Namespace) -> int:
     from bench.records import load_records
     from methods import list_methods
 
+    from bench import distributed
+
+    distributed.init_from_env(args.device)  # torchrun: join the process group (no-op in one process)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
     overrides = {
         "epochs": args.epochs,
@@ -168,6 +171,8 @@ def command_run(args: argparse.Namespace) -> int:
         except TrainingInterrupted as interrupted:
             print(f"interrupted: {interrupted}", file=sys.stderr)
             return 143 if interrupted.signal_name == "SIGTERM" else 130
+    if not distributed.is_main():
+        return 0  # rank 0 prints the tables and writes the leaderboard
     protocols = {json.dumps(c.protocol_key(), sort_keys=True) for c in plan.configs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

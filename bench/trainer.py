@@ -20,6 +20,7 @@ import torch
 from lightly.utils.scheduler import cosine_warmup_schedule
 from tqdm.auto import tqdm
 
+from bench import distributed
 from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
 from bench.config import AugmentationSpec, RunConfig
 from bench.data import batch_source
@@ -98,6 +99,7 @@ def train_step(method: ContrastiveMethod, optimizer: torch.optim.Optimizer, batc
         loss = method.training_step(view0, view1, indices, progress)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(method)  # under torchrun; a no-op in one process
     optimizer.step()
     method.on_after_step(progress)
     return loss
@@ -120,6 +122,7 @@ def train(
     CPU a resumed run ends with the same weights as an uninterrupted one.
     """
     is_cuda = device.type == "cuda"
+    method = distributed.sync_batchnorm(method, device)
     if is_cuda:
         torch.cuda.reset_peak_memory_stats(device)
         method.to(device, memory_format=torch.channels_last)
@@ -127,8 +130,10 @@ def train(
         method.to(device)
     method.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    # Under torchrun: the same permutation on every rank, each its slice of the global batch.
+    shard = (distributed.rank(), distributed.world_size()) if distributed.is_distributed() else None
     source = batch_source(train_images, augmentation, config.batch_size, device, generator, config.seed,
-                          config.num_workers)
+                          config.num_workers, shard=shard)
 
     per_epoch = source.steps_per_epoch()
     total_steps = per_epoch * config.epochs

@@ -12,6 +12,7 @@ import torch
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
+from bench.distributed import gather
 from methods.losses import cosine_similarity_matrix, nt_xent_per_view
 from methods.temperature import ConstantTemperature, TemperatureStrategy, TrainingProgress
 
@@ -61,7 +62,11 @@ class ContrastiveMethod(nn.Module):
         return self.contrastive_loss(z0, z1, progress).mean()
 
     def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress) -> torch.Tensor:
-        """Per-view NT-Xent (2N,) with this method's temperature; logs the tau it used."""
+        """Per-view NT-Xent (2N,) with this method's temperature; logs the tau it used.
+
+        Under torchrun the projections of all ranks are gathered first (with gradient): every rank
+        then computes the loss of the whole global batch, equal to the single-process loss."""
+        z0, z1 = gather(z0), gather(z1)
         similarities = cosine_similarity_matrix(z0, z1)
         tau_input = similarities.detach() if self.temperature_strategy.per_pair else None
         tau = self.temperature_strategy(progress, tau_input)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | leaderboard | throughput``.
+"""Command line: ``python -m bench run | list | leaderboard | throughput | gpu-check``.
 
 Every user error ends with one line on stderr and exit code 2, before anything is written.
 """
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m bench list --presets\n  python -m bench leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard,throughput}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard,throughput,gpu-check}")
 
     run = sub.add_parser(
         "run",
@@ -114,7 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     speed.add_argument("--data-root", default=None, help="where the dataset's files are")
     speed.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)")
+    gpu = sub.add_parser(
+        "gpu-check",
+        help="on a GPU: the paper's CIFAR-LT throughput next to the network-only limit, then a short constant vs cosine_tau run",
+        description="Throughput of cifar10_lt's paper recipe (resnet18_cifar, batch 512, bf16) next to the bare network, "
+        "the projected time of 2000 epochs, then a short constant vs cosine_tau run on cifar10_jpeg_lt. "
+        "--device cpu is a dry run with tiny sizes.",
+    )
+    gpu.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for a tiny dry run (default: auto)")
+    gpu.add_argument("--epochs", type=int, default=15, help="epochs of the short run (default 15)")
+    gpu.add_argument("--data-root", type=Path, default=None, help="the unpacked CIFAR-10 JPEG copy (default: unpack ../shared/data's)")
+    gpu.add_argument("--results-dir", type=Path, default=None, help="keep the short run's records here (default: a temporary folder)")
     return parser
+
+
+def command_gpu_check(args: argparse.Namespace) -> int:
+    from bench.gpu_check import run_gpu_check
+
+    run_gpu_check(args.device, args.epochs, args.data_root, args.results_dir)
+    return 0
 
 
 def command_throughput(args: argparse.Namespace) -> int:
@@ -239,7 +257,7 @@ def command_leaderboard(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard,
-                "throughput": command_throughput}
+                "throughput": command_throughput, "gpu-check": command_gpu_check}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -294,7 +294,9 @@ def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    lines = [f"{BASELINE} / {BARE} (suite overhead; 1 = none): {_range(result.get('suite_over_bare'))}"]
+    lines = []
+    if result.get("suite_over_bare"):
+        lines.append(f"{BASELINE} / {BARE} (suite overhead; 1 = none): {_range(result['suite_over_bare'])}")
     if result.get("fast_over_per_image"):
         lines.append(f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image): "
                      f"{_range(result['fast_over_per_image'])}")

@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from bench import runner
 from bench.errors import UserError
-from bench.throughput import Variant, forever, measure, summary_lines, suite_variant, variants_table
+from bench.throughput import Variant, bare_step, forever, measure, summary_lines, suite_variant, variants_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_JPEG = REPO_ROOT.parent / "shared" / "data" / "cifar10_jpeg" / "cifar10_jpeg_q75.tar.gz"
@@ -42,33 +42,12 @@ PAPER_EPOCHS = 2000
 
 
 def limit_variant(config, device: torch.device) -> Variant:
-    """The network alone: one fixed batch of two views, forward, NT-Xent, backward, SGD step."""
-    from lightly.loss import NTXentLoss
-    from lightly.models.modules import SimCLRProjectionHead
-
-    from bench.backbones import create_backbone
-
-    torch.manual_seed(0)
-    backbone, width = create_backbone(config.backbone)
-    model = torch.nn.Sequential(backbone, SimCLRProjectionHead(width, width, 128))
-    is_cuda = device.type == "cuda"
-    layout = torch.channels_last if is_cuda else torch.contiguous_format
-    model.to(device, memory_format=layout).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    criterion = NTXentLoss(temperature=0.2)
+    """The network alone: the bare step (:func:`bench.throughput.bare_step`) on one fixed batch of
+    two views, so no data work at all."""
+    step = bare_step(config, device)
     size = runner.run_augmentation(config).input_size
-    views = torch.randn(2 * config.batch_size, 3, size, size, device=device).contiguous(memory_format=layout)
-
-    def step(_batch) -> torch.Tensor:
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=is_cuda):
-            z0, z1 = model(views).chunk(2)
-            loss = criterion(z0, z1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return Variant("limit", "limit", "none", forever(lambda: iter([None])), step)
+    views = torch.randn(2 * config.batch_size, 3, size, size, device=device).chunk(2)
+    return Variant("limit", "limit", "none", forever(lambda: iter([views])), lambda batch: step(*batch))
 
 
 def check_throughput(device: torch.device, dry_run: bool, log: Callable[[str], None]) -> dict:

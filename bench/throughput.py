@@ -174,13 +174,14 @@ def per_image_batches(images: np.ndarray, spec, config: RunConfig, device: torch
         yield view0.to(device, non_blocking=True), view1.to(device, non_blocking=True), indices.to(device)
 
 
-def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) -> Variant:
-    """The reference loop: plain PyTorch, lightly's head and loss, nothing of the suite."""
+def bare_step(config: RunConfig, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A plain PyTorch SimCLR step on ``config``'s backbone with lightly's head and
+    ``NTXentLoss(temperature=0.2)`` and plain SGD: nothing of the suite. bf16 and channels_last on
+    CUDA, as the trainer, so that a ratio measures overhead, not precision."""
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
 
     from bench.backbones import create_backbone
-    from bench.runner import run_augmentation
 
     torch.manual_seed(config.seed)
     backbone, width = create_backbone(config.backbone)
@@ -190,18 +191,8 @@ def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) ->
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     criterion = NTXentLoss(temperature=0.2)
-    augment = BatchedSimCLRAugment(run_augmentation(config))
-    resident = torch.from_numpy(images).to(device)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    batch_size = config.batch_size
 
-    def epochs() -> Iterator:
-        order = torch.randperm(len(resident), device=device, generator=generator)
-        for start in range(0, len(resident) - batch_size + 1, batch_size):
-            yield augment.two_views(resident[order[start:start + batch_size]], generator)
-
-    def step(views) -> torch.Tensor:
-        view0, view1 = views
+    def step(view0: torch.Tensor, view1: torch.Tensor) -> torch.Tensor:
         if is_cuda:
             view0 = view0.contiguous(memory_format=torch.channels_last)
             view1 = view1.contiguous(memory_format=torch.channels_last)
@@ -213,7 +204,25 @@ def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) ->
         optimizer.step()
         return loss
 
-    return Variant(BARE, BARE, "bare", forever(epochs), step)
+    return step
+
+
+def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) -> Variant:
+    """The reference loop: :func:`bare_step` on the same on-device augmentation, own permutation."""
+    from bench.runner import run_augmentation
+
+    step = bare_step(config, device)
+    augment = BatchedSimCLRAugment(run_augmentation(config))
+    resident = torch.from_numpy(images).to(device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    batch_size = config.batch_size
+
+    def epochs() -> Iterator:
+        order = torch.randperm(len(resident), device=device, generator=generator)
+        for start in range(0, len(resident) - batch_size + 1, batch_size):
+            yield augment.two_views(resident[order[start:start + batch_size]], generator)
+
+    return Variant(BARE, BARE, "bare", forever(epochs), lambda views: step(*views))
 
 
 def summarise(values: list[float]) -> dict[str, Any]:

@@ -28,10 +28,12 @@ The record (kind ``throughput``, one JSON file in the results directory) holds, 
           "method": str, "data_path": "device" | "per-image" | "bare",
           "images_per_s": {"median", "min", "max", "per_repeat": [...]},
           "ratio_to_constant": {"median", "min", "max", "per_repeat": [...]} | null,
+          "images_per_cpu_s", "cpu_ratio_to_constant": the same by the process's CPU seconds,
           "data_seconds": float, "compute_seconds": float,   # summed over the timed repeats
           "data_fraction": float,                            # data / (data + compute)
           "peak_memory": {"bytes", "kind"} | null}},         # CUDA: per variant; CPU: null
       "suite_over_bare": {"median", "min", "max", "per_repeat"} | null,    # constant / bare
+      "suite_over_bare_cpu": {...} | null,                  # the same by CPU seconds (CPU devices)
       "fast_over_per_image": {...} | null,                  # constant / constant@per-image
       "process_peak_memory": {"bytes", "kind"}}              # CPU: the process's peak RSS, all variants
 
@@ -109,10 +111,14 @@ class Variant:
     batches: Iterator
     step: Callable[[Any], torch.Tensor]
 
-    def run(self, steps: int, device: torch.device) -> tuple[float, float]:
-        """Time ``steps`` steps; returns (seconds waiting for data, seconds computing)."""
+    def run(self, steps: int, device: torch.device) -> tuple[float, float, float]:
+        """Time ``steps`` steps; returns (seconds waiting for data, seconds computing, CPU seconds of
+        this process). CPU seconds do not count time the process spent descheduled, so on a shared CPU
+        they are steadier than wall time (they do count other processes' cache pressure, and they miss
+        DataLoader workers' time, which runs in other processes)."""
         data_seconds = compute_seconds = 0.0
         _sync(device)
+        cpu_start = time.process_time()
         for _ in range(steps):
             t0 = time.perf_counter()
             batch = next(self.batches)
@@ -122,7 +128,7 @@ class Variant:
             _sync(device)
             compute_seconds += time.perf_counter() - t1
             data_seconds += t1 - t0
-        return data_seconds, compute_seconds
+        return data_seconds, compute_seconds, time.process_time() - cpu_start
 
 
 def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, per_image: bool,
@@ -237,14 +243,16 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
         if warmup:
             variant.run(warmup, device)
     speeds: dict[str, list[float]] = {v.label: [] for v in variants}
+    cpu_speeds: dict[str, list[float]] = {v.label: [] for v in variants}
     split = {v.label: [0.0, 0.0] for v in variants}
     memory: dict[str, Optional[dict]] = {v.label: None for v in variants}
     for repeat in range(repeats):
         for variant in variants:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            data_s, compute_s = variant.run(steps, device)
+            data_s, compute_s, cpu_s = variant.run(steps, device)
             speeds[variant.label].append(steps * batch_size / (data_s + compute_s))
+            cpu_speeds[variant.label].append(steps * batch_size / cpu_s)
             split[variant.label][0] += data_s
             split[variant.label][1] += compute_s
             if device.type == "cuda":
@@ -254,10 +262,10 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
         log(f"  repeat {repeat + 1}/{repeats}: " + ", ".join(f"{label} {s[-1]:.0f}" for label, s in speeds.items()) + " images/s")
     base = speeds.get(BASELINE)
 
-    def ratio(numerator: str, denominator: str) -> Optional[dict[str, Any]]:
-        if numerator not in speeds or denominator not in speeds:
+    def ratio(numerator: str, denominator: str, of: dict[str, list[float]] = speeds) -> Optional[dict[str, Any]]:
+        if numerator not in of or denominator not in of:
             return None
-        return summarise([a / b for a, b in zip(speeds[numerator], speeds[denominator])])
+        return summarise([a / b for a, b in zip(of[numerator], of[denominator])])
 
     out: dict[str, Any] = {"unit": "source images per second (each gives two views)", "variants": {}}
     for variant in variants:
@@ -267,12 +275,15 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
             "data_path": variant.data_path,
             "images_per_s": summarise(speeds[variant.label]),
             "ratio_to_constant": ratio(variant.label, BASELINE) if base else None,
+            "images_per_cpu_s": summarise(cpu_speeds[variant.label]),
+            "cpu_ratio_to_constant": ratio(variant.label, BASELINE, cpu_speeds) if base else None,
             "data_seconds": data_s,
             "compute_seconds": compute_s,
             "data_fraction": data_s / (data_s + compute_s),
             "peak_memory": memory[variant.label],
         }
     out["suite_over_bare"] = ratio(BASELINE, BARE)
+    out["suite_over_bare_cpu"] = ratio(BASELINE, BARE, cpu_speeds) if device.type == "cpu" else None
     out["fast_over_per_image"] = ratio(BASELINE, BASELINE + PER_IMAGE_SUFFIX)
     memory_now = peak_memory(device)
     if device.type != "cuda":
@@ -296,6 +307,7 @@ def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
             "Variant": label,
             "images/s median [min–max]": _range(entry["images_per_s"], 0),
             f"÷ {BASELINE} median [min–max]": _range(entry.get("ratio_to_constant")),
+            f"÷ {BASELINE}, CPU time": _range(entry.get("cpu_ratio_to_constant")),
             "data %": f"{100 * entry['data_fraction']:.0f}",
             "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
         })
@@ -306,6 +318,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     if result.get("suite_over_bare"):
         lines.append(f"{BASELINE} / {BARE} (suite overhead; 1 = none): {_range(result['suite_over_bare'])}")
+    if result.get("suite_over_bare_cpu"):
+        lines.append(f"{BASELINE} / {BARE} by this process's CPU time (steadier on a shared CPU): "
+                     f"{_range(result['suite_over_bare_cpu'])}")
     if result.get("fast_over_per_image"):
         lines.append(f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image): "
                      f"{_range(result['fast_over_per_image'])}")

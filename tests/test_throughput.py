@@ -24,6 +24,8 @@ def test_record_has_every_variant_and_pairwise_ratios(record):
     assert all(len(s) == 2 and min(s) > 0 for s in speeds.values())
     # Ratios are taken per repeat, then summarised.
     assert result["variants"]["constant"]["ratio_to_constant"]["per_repeat"] == [1.0, 1.0]
+    assert result["variants"]["constant"]["cpu_ratio_to_constant"]["per_repeat"] == [1.0, 1.0]
+    assert result["suite_over_bare_cpu"]["median"] > 0
     expected = [c / b for c, b in zip(speeds["constant"], speeds[BARE])]
     assert result["suite_over_bare"]["per_repeat"] == pytest.approx(expected)
     assert result["suite_over_bare"]["min"] <= result["suite_over_bare"]["median"] <= result["suite_over_bare"]["max"]

@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
     speed.add_argument("--data-path", default="device", help="device (batched on-device augmentation), lightly (per-image "
                        "DataLoader) or both (adds constant@per-image); default device")
-    speed.add_argument("--num-workers", type=int, default=None, help="DataLoader workers of the per-image path (default: min(8, CPUs))")
+    speed.add_argument("--num-workers", type=int, default=None, help="DataLoader workers of the per-image path (default 0: workers prefetch into the next variant's timing)")
+    speed.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's); on a shared, "
+                       "oversubscribed CPU --threads 1 avoids OpenMP threads spinning against other processes")
     speed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     speed.add_argument("--data-root", default=None, help="where the dataset's files are")
     speed.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)")
@@ -136,10 +138,16 @@ def command_gpu_check(args: argparse.Namespace) -> int:
 
 
 def command_throughput(args: argparse.Namespace) -> int:
+    import torch
+
     from bench.throughput import run_throughput
     from methods import list_methods
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise UserError(f"--threads must be a positive number, got {args.threads}.")
+        torch.set_num_threads(args.threads)  # recorded in the environment block (torch_threads)
     run_throughput(methods, args.dataset, args.preset, args.steps, args.repeats, args.warmup, args.batch_size,
                    args.device, args.results_dir.resolve(), args.data_path, args.num_workers, data_root=args.data_root)
     return 0

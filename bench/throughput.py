@@ -16,7 +16,8 @@ alike and the per-repeat ratios stay meaningful on a shared machine. Variants:
   ``constant / constant@per-image`` is what the batched fast path buys.
 
 Defaults: every registered method, ``digits_lt`` with its default preset, 20 steps, 5 repeats,
-5 warm-up steps per variant, data path ``device``, seed 0.
+5 warm-up steps per variant, data path ``device``, 0 DataLoader workers for the per-image path (in
+the timed process: workers would keep prefetching into the next variant's block), seed 0.
 
 The record (kind ``throughput``, one JSON file in the results directory) holds, besides the usual
 ``schema_version`` / ``kind`` / ``method`` (``"throughput"``) / ``dataset`` / ``seed`` / ``config`` /
@@ -357,7 +358,9 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
                         "(digits_lt, fashion_mnist_lt, cifar*_lt).")
     data = runner.load_data(plan)
     torch_device = plan.device
-    workers = num_workers if num_workers is not None else min(8, os.cpu_count() or 1)
+    # Default 0: DataLoader workers run outside the timed process and keep prefetching after their block
+    # ends, which slows whichever variant is timed next (seen as a 0.54x "bare" on 2 cores).
+    workers = num_workers if num_workers is not None else 0
     configs = {c.method_label: c for c in plan.configs}
     variants: list[Variant] = []
     if data_path in ("device", "both"):

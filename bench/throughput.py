@@ -1,7 +1,7 @@
 """``python -m bench throughput``: training speed of methods measured side by side, interleaved.
 
 Every variant is timed for ``steps`` training steps per repeat, and the repeats interleave the
-variants (repeat 1: A, B, C; repeat 2: A, B, C; ...), so a change in machine load hits all of them
+variants (repeat 1: A, B, C; repeat 2: B, C, A; ...), so a change in machine load hits all of them
 alike and the per-repeat ratios stay meaningful on a shared machine. Variants:
 
 - each method, built exactly as a run builds it (:func:`bench.runner.build_method`), with the
@@ -248,7 +248,9 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
     split = {v.label: [0.0, 0.0] for v in variants}
     memory: dict[str, Optional[dict]] = {v.label: None for v in variants}
     for repeat in range(repeats):
-        for variant in variants:
+        # Rotate the order each repeat: no variant always runs first, or always after the same one.
+        shift = repeat % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             data_s, compute_s, cpu_s = variant.run(steps, device)

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import torch
 
+from bench import distributed
 from bench.errors import UserError
 from bench.records import atomic_write
 
@@ -48,6 +49,8 @@ class Checkpointer:
             ) from None
 
     def save(self, state: dict[str, Any]) -> None:
+        if not distributed.is_main():  # under torchrun rank 0 writes; every rank loads the same file
+            return
         atomic_write(self.path, lambda handle: torch.save(state, handle), binary=True)
 
     def finished(self) -> dict[str, Any] | None:
@@ -60,6 +63,8 @@ class Checkpointer:
             return None
 
     def mark_finished(self, info: dict[str, Any]) -> None:
+        if not distributed.is_main():
+            return
         atomic_write(self.finished_marker, lambda handle: handle.write(json.dumps(info, indent=1)), binary=False)
 
     def set_aside(self) -> Path | None:

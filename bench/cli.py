@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | leaderboard``.
+"""Command line: ``python -m bench run | list | leaderboard | throughput | gpu-check``.
 
 Every user error ends with one line on stderr and exit code 2, before anything is written.
 """
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m bench list --presets\n  python -m bench leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard,throughput,gpu-check}")
 
     run = sub.add_parser(
         "run",
@@ -100,7 +100,62 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--figures-dir", type=Path, default=None, help="PNG folder (default: figures/ next to the markdown file)")
     board.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 with one line per difference if the markdown or figures are not what the records generate")
+    speed = sub.add_parser(
+        "throughput",
+        help="time training steps of methods side by side (interleaved) against a bare PyTorch loop",
+        description="Time each method's training step, a bare PyTorch SimCLR loop and optionally lightly's per-image "
+        "data path, interleaved over repeats; print images/s and ratios, write one throughput record.",
+    )
+    speed.add_argument("--methods", default=None, help="comma-separated (default: all registered; constant is always added)")
+    speed.add_argument("--dataset", default=DEFAULT_DATASET, help=f"an in-memory dataset (default: {DEFAULT_DATASET})")
+    speed.add_argument("--preset", default=None, help="training preset whose backbone and batch size are used (default: the dataset's)")
+    speed.add_argument("--steps", type=int, default=20, help="timed steps per variant and repeat (default 20)")
+    speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default 5)")
+    speed.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first (default 5)")
+    speed.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
+    speed.add_argument("--data-path", default="device", help="device (batched on-device augmentation), lightly (per-image "
+                       "DataLoader) or both (adds constant@per-image); default device")
+    speed.add_argument("--num-workers", type=int, default=None, help="DataLoader workers of the per-image path (default 0: workers prefetch into the next variant's timing)")
+    speed.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's); on a shared, "
+                       "oversubscribed CPU --threads 1 avoids OpenMP threads spinning against other processes")
+    speed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    speed.add_argument("--data-root", default=None, help="where the dataset's files are")
+    speed.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)")
+    gpu = sub.add_parser(
+        "gpu-check",
+        help="on a GPU: the paper's CIFAR-LT throughput next to the network-only limit, then a short constant vs cosine_tau run",
+        description="Throughput of cifar10_lt's paper recipe (resnet18_cifar, batch 512, bf16) next to the bare network, "
+        "the projected time of 2000 epochs, then a short constant vs cosine_tau run on cifar10_jpeg_lt. "
+        "--device cpu is a dry run with tiny sizes.",
+    )
+    gpu.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for a tiny dry run (default: auto)")
+    gpu.add_argument("--epochs", type=int, default=15, help="epochs of the short run (default 15)")
+    gpu.add_argument("--data-root", type=Path, default=None, help="the unpacked CIFAR-10 JPEG copy (default: unpack ../shared/data's)")
+    gpu.add_argument("--results-dir", type=Path, default=None, help="keep the short run's records here (default: a temporary folder)")
     return parser
+
+
+def command_gpu_check(args: argparse.Namespace) -> int:
+    from bench.gpu_check import run_gpu_check
+
+    run_gpu_check(args.device, args.epochs, args.data_root, args.results_dir)
+    return 0
+
+
+def command_throughput(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.throughput import run_throughput
+    from methods import list_methods
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise UserError(f"--threads must be a positive number, got {args.threads}.")
+        torch.set_num_threads(args.threads)  # recorded in the environment block (torch_threads)
+    run_throughput(methods, args.dataset, args.preset, args.steps, args.repeats, args.warmup, args.batch_size,
+                   args.device, args.results_dir.resolve(), args.data_path, args.num_workers, data_root=args.data_root)
+    return 0
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -111,6 +166,9 @@ def command_run(args: argparse.Namespace) -> int:
     from bench.records import load_records
     from methods import list_methods
 
+    from bench import distributed
+
+    distributed.init_from_env(args.device)  # torchrun: join the process group (no-op in one process)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
     overrides = {
         "epochs": args.epochs,
@@ -144,11 +202,13 @@ def command_run(args: argparse.Namespace) -> int:
         except TrainingInterrupted as interrupted:
             print(f"interrupted: {interrupted}", file=sys.stderr)
             return 143 if interrupted.signal_name == "SIGTERM" else 130
+    if not distributed.is_main():
+        return 0  # rank 0 prints the tables and writes the leaderboard
     protocols = {json.dumps(c.protocol_key(), sort_keys=True) for c in plan.configs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         everything = load_records(results_dir)
-    related = [r for r in everything if json.dumps(r["protocol"], sort_keys=True) in protocols]
+    related = [r for r in everything if json.dumps(r.get("protocol"), sort_keys=True) in protocols]
     print("\nResults (accuracy %, mean ± std over all recorded seeds of this protocol):")
     print(summary_table(related))
     if not args.no_leaderboard:
@@ -220,7 +280,8 @@ def command_leaderboard(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard}
+    handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard,
+                "throughput": command_throughput, "gpu-check": command_gpu_check}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.augment import BatchedSimCLRAugment, EvalPreprocess, lightly_eval_transform, lightly_transform
 from bench.config import AugmentationSpec
+from bench.errors import UserError
 from bench.evaluation import extract_features
 from datasets.imagefiles import ImageFiles
 
@@ -47,15 +48,27 @@ class DeviceBatches:
 
     Draws from ``generator`` in the same order as the trainer always has (one ``randperm`` per epoch,
     then the augmentation parameters of each batch), so runs are reproduced exactly.
+
+    ``shard=(rank, world_size)`` (torchrun): ``batch_size`` is the global batch; every rank draws the
+    same permutation from ``generator`` (seeded alike on all ranks) and yields its contiguous slice of
+    each global batch, augmented with a generator of its own (seeded from the first draw of
+    ``generator`` and the rank), so the ranks' views are independent.
     """
 
     def __init__(self, images: np.ndarray, spec: AugmentationSpec, batch_size: int, device: torch.device,
-                 generator: torch.Generator) -> None:
+                 generator: torch.Generator, shard: tuple[int, int] | None = None) -> None:
         self.images = torch.from_numpy(images).to(device)
         self.augment = BatchedSimCLRAugment(spec)
         self.batch_size = batch_size
         self.device = device
         self.generator = generator
+        self.rank, self.world_size = shard or (0, 1)
+        if batch_size % self.world_size:
+            raise UserError(f"--batch-size {batch_size} does not split evenly over {self.world_size} processes.")
+        self.augment_generator = generator
+        if self.world_size > 1:
+            base = int(torch.randint(2**62, (1,), generator=generator, device=device))
+            self.augment_generator = torch.Generator(device=device).manual_seed(base + self.rank)
         self.order: torch.Tensor | None = None  # this epoch's sample order (the generator is the trainer's)
 
     def steps_per_epoch(self) -> int:
@@ -65,9 +78,11 @@ class DeviceBatches:
         if not resume or self.order is None:
             self.order = torch.randperm(len(self.images), device=self.device, generator=self.generator)
         order = self.order
+        local = self.batch_size // self.world_size
         for batch in range(skip, self.steps_per_epoch()):
-            indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            view0, view1 = self.augment.two_views(self.images[indices], self.generator)
+            start = batch * self.batch_size + self.rank * local
+            indices = order[start : start + local]
+            view0, view1 = self.augment.two_views(self.images[indices], self.augment_generator)
             yield view0, view1, indices
 
     def state_dict(self) -> dict:
@@ -156,11 +171,16 @@ class LoaderBatches:
 
 
 def batch_source(images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec, batch_size: int,
-                 device: torch.device, generator: torch.Generator, seed: int, num_workers: int = 0) -> BatchSource:
-    """The batch source for ``images``: on-device augmentation for arrays, a DataLoader for files."""
+                 device: torch.device, generator: torch.Generator, seed: int, num_workers: int = 0,
+                 shard: tuple[int, int] | None = None) -> BatchSource:
+    """The batch source for ``images``: on-device augmentation for arrays, a DataLoader for files.
+    ``shard=(rank, world_size)`` splits each global batch over torchrun's processes (arrays only)."""
     if isinstance(images, ImageFiles):
+        if shard is not None:
+            raise UserError("torchrun with file datasets is not supported yet (no distributed sampler); "
+                            "use in-memory datasets or one process.")
         return LoaderBatches(images, spec, batch_size, device, seed, num_workers)
-    return DeviceBatches(images, spec, batch_size, device, generator)
+    return DeviceBatches(images, spec, batch_size, device, generator, shard)
 
 
 def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec,

@@ -17,7 +17,7 @@ A throughput table per hardware follows: throughput ratios are only ever taken b
 the same hardware.
 
 Only records of kind ``run`` and ``floor`` enter the accuracy tables; other kinds (e.g. ``throughput``
-records, which measure speed only) appear in the throughput table alone, and unknown kinds are ignored.
+records, which measure speed only) appear in their own section (bench.throughput), and unknown kinds are ignored.
 The summary, provenance and figures around these tables come from :mod:`bench.report`, which passes
 them in through :func:`render`'s ``summary`` and ``section_extras`` (defaults: none), so this module
 stays the tables alone.
@@ -35,6 +35,7 @@ from scipy import stats
 from tabulate import tabulate
 
 from bench.records import load_records, successful
+from bench.throughput import throughput_section
 
 METRIC_LABELS = {"knn1": "kNN@1", "knn10": "kNN@10", "wknn": "wkNN", "linear": "Linear", "linear_fs": "Linear FS",
                  "probe_full": "Probe full", "probe_few": "Probe few"}
@@ -68,6 +69,8 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per record: protocol, method, seed, hardware, throughput and every metric."""
     rows = []
     for record in successful(records):
+        if record["kind"] == "throughput":  # no accuracy: rendered by bench.throughput.throughput_section
+            continue
         row = {
             "protocol": _protocol_id(record),
             "method": record["method"],
@@ -252,7 +255,7 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
     parts = [HEADER]
     if frame.empty:
         parts.append("\nNo records yet: run `python -m bench run`.\n")
-        return "\n".join(parts)
+        return "\n".join(parts) + throughput_section(records)
     if summary:
         parts.append(summary)
     for protocol_id in sorted(frame["protocol"].unique()):
@@ -272,6 +275,9 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
         if section_extras is not None:
             parts.extend(section_extras(protocol_id, [r for r in successful(records) if _protocol_id(r) == protocol_id]))
+    benchmarks = throughput_section(records)
+    if benchmarks:
+        parts.append(benchmarks)
     failed = [r for r in records if r.get("status", "ok") != "ok"]
     if failed:
         parts.append("\n## Failed runs (left out of the tables)\n")

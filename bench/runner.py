@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 import numpy as np
 import torch
 
+from bench import distributed
 from bench.backbones import check_backbone, create_backbone
 from bench.checkpoint import Checkpointer, StopRequest
 from bench.config import AugmentationSpec, RunConfig, resolve_config
@@ -28,6 +29,7 @@ from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
 from datasets.base import DatasetSpec
 from methods import get_method_class
+from methods.base import ContrastiveMethod
 
 #: The two reference rows of every table: evaluation of raw pixels and of the untrained encoder.
 FLOORS = ("floor:raw_pixels", "floor:random_init")
@@ -132,11 +134,12 @@ def plan(
         overrides["num_workers"] = min(8, os.cpu_count() or 1) if spec.file_based else 0
     if checkpoint_every <= 0:
         raise UserError(f"--checkpoint-every must be a positive number of epochs, got {checkpoint_every}.")
-    torch_device = select_device(device)
+    selected = select_device(device)
+    torch_device = distributed.local_device(selected)  # cuda:LOCAL_RANK under torchrun
     data_root = Path(overrides["data_root"]) if overrides.get("data_root") else None
     configs = [
         resolve_config(
-            spec.presets[preset_name], name, dataset, seed, str(torch_device), spec.augmentation,
+            spec.presets[preset_name], name, dataset, seed, str(selected), spec.augmentation,
             {**overrides, "temperature_overrides": applicable[name], "construction": specs[split].construction, "split": split, "rho": specs[split].rho,
              "protocol_extra": specs[split].protocol_extra(data_root)},
         )
@@ -228,10 +231,23 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "evaluation": {name: PROTOCOLS[name] for name in config.eval_protocols},
         "run_id": config.run_id(),
         "environment": environment(device),
+        "world_size": distributed.world_size(),  # processes (torchrun) that trained it; batch_size is global
         "nondeterminism": NONDETERMINISM["cuda" if device.type == "cuda" else "cpu"],
         "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
         "started_at": utc_now(),
     }
+
+
+def build_method(config: RunConfig, num_train_samples: int | None = None) -> "ContrastiveMethod":
+    """The method of ``config`` on a fresh backbone, seeded with the run's seed (runs and
+    ``bench throughput`` build methods through this one function). ``num_train_samples`` sizes
+    per-sample state (BCL's losses, MoCo's queue)."""
+    _seed_everything(config.seed)
+    backbone, feature_dim = create_backbone(config.backbone)
+    return get_method_class(config.method)(
+        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides,
+        num_train_samples=num_train_samples, image_size=run_augmentation(config).input_size,
+    )
 
 
 def run_one(
@@ -248,17 +264,11 @@ def run_one(
     :class:`bench.checkpoint.TrainingInterrupted` after checkpointing.
     """
     record = _base_record("run", config.method_label, config, data, device)
-    _seed_everything(config.seed)
-    backbone, feature_dim = create_backbone(config.backbone)
-    augmentation = run_augmentation(config)
-    method = get_method_class(config.method)(
-        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides,
-        num_train_samples=len(data.train_images), image_size=augmentation.input_size,
-    )
+    method = build_method(config, num_train_samples=len(data.train_images))
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
     try:
-        result = train(method, data.train_images, augmentation, config, device, show_progress, checkpointer, stop)
+        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer, stop)
     except TrainingDiverged as diverged:
         record.update(
             status="failed",
@@ -343,7 +353,7 @@ def execute(
     for split in run_plan.splits:
         for seed in run_plan.seeds:
             seed_configs = [c for c in run_plan.configs if c.seed == seed and c.split == split]
-            if missing_floors(seed_configs[0], existing):
+            if distributed.is_main() and missing_floors(seed_configs[0], existing):
                 for record in floor_records(seed_configs[0], per_split[split], run_plan.device):
                     record["_path"] = str(write_record(record, run_plan.results_dir))
                     existing.append(record)
@@ -362,7 +372,10 @@ def execute(
                     f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
                     f"({where}, {config.epochs} epochs, {config.backbone})"
                 )
-                record = run_one(config, per_split[split], run_plan.device, show_progress, checkpointer, stop)
+                record = run_one(config, per_split[split], run_plan.device, show_progress and distributed.is_main(),
+                                 checkpointer, stop)
+                if not distributed.is_main():  # under torchrun rank 0 alone writes (its record is every rank's run)
+                    continue
                 path = write_record(record, run_plan.results_dir)
                 record["_path"] = str(path)
                 written.append(record)

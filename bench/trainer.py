@@ -13,13 +13,14 @@ import math
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from lightly.utils.scheduler import cosine_warmup_schedule
 from tqdm.auto import tqdm
 
+from bench import distributed
 from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
 from bench.config import AugmentationSpec, RunConfig
 from bench.data import batch_source
@@ -65,6 +66,45 @@ def _is_finite(value: Any) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
+def make_optimizer(method: ContrastiveMethod, config: RunConfig) -> torch.optim.Optimizer:
+    """SGD with momentum over the method's parameter groups (the learning rate is set every step)."""
+    return torch.optim.SGD(method.parameter_groups(config.weight_decay), lr=config.lr, momentum=config.momentum)
+
+
+def lr_schedule(config: RunConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate of each step: linear warm-up, then cosine decay to 0 (lightly's schedule)."""
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+
+    def lr_at(step: int) -> float:
+        return cosine_warmup_schedule(step, total_steps, config.lr, 0.0, warmup_steps, 0.0)
+
+    return lr_at
+
+
+def train_step(method: ContrastiveMethod, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
+               progress: TrainingProgress, lr: float, is_cuda: bool) -> torch.Tensor:
+    """One optimiser step on ``(view0, view1, indices)``; returns the loss (not synchronised).
+
+    The body every training step of the suite runs -- ``bench throughput`` times this same function.
+    On CUDA: channels_last views and bf16 autocast.
+    """
+    view0, view1, indices = batch
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if is_cuda:
+        view0 = view0.contiguous(memory_format=torch.channels_last)
+        view1 = view1.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=is_cuda):
+        loss = method.training_step(view0, view1, indices, progress)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(method)  # under torchrun; a no-op in one process
+    optimizer.step()
+    method.on_after_step(progress)
+    return loss
+
+
 def train(
     method: ContrastiveMethod,
     train_images: np.ndarray | ImageFiles,
@@ -82,6 +122,7 @@ def train(
     CPU a resumed run ends with the same weights as an uninterrupted one.
     """
     is_cuda = device.type == "cuda"
+    method = distributed.sync_batchnorm(method, device)
     if is_cuda:
         torch.cuda.reset_peak_memory_stats(device)
         method.to(device, memory_format=torch.channels_last)
@@ -89,16 +130,15 @@ def train(
         method.to(device)
     method.train()
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    # Under torchrun: the same permutation on every rank, each its slice of the global batch.
+    shard = (distributed.rank(), distributed.world_size()) if distributed.is_distributed() else None
     source = batch_source(train_images, augmentation, config.batch_size, device, generator, config.seed,
-                          config.num_workers)
+                          config.num_workers, shard=shard)
 
     per_epoch = source.steps_per_epoch()
     total_steps = per_epoch * config.epochs
-    warmup_steps = config.warmup_epochs * per_epoch
-    optimizer = torch.optim.SGD(method.parameter_groups(config.weight_decay), lr=config.lr, momentum=config.momentum)
-
-    def lr_at(step: int) -> float:
-        return cosine_warmup_schedule(step, total_steps, config.lr, 0.0, warmup_steps, 0.0)
+    optimizer = make_optimizer(method, config)
+    lr_at = lr_schedule(config, per_epoch)
 
     result = TrainResult()
     start_epoch, start_batch, step = 0, 0, 0
@@ -156,22 +196,11 @@ def train(
                 _sync(device)
                 measure_start = time.perf_counter()
                 augment_seconds = compute_seconds = 0.0
-            lr = lr_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             t0 = time.perf_counter()
-            view0, view1, indices = next(batches)  # augmentation on the device, or waiting for the loader
-            if is_cuda:
-                view0 = view0.contiguous(memory_format=torch.channels_last)
-                view1 = view1.contiguous(memory_format=torch.channels_last)
+            batch_views = next(batches)  # augmentation on the device, or waiting for the loader
             t1 = time.perf_counter()
             progress = TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=is_cuda):
-                loss = method.training_step(view0, view1, indices, progress)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            method.on_after_step(progress)
+            loss = train_step(method, optimizer, batch_views, progress, lr_at(step), is_cuda)
             loss_sum += loss.detach()
             if not is_cuda and not math.isfinite(loss.item()):
                 # On CPU the check is free; on CUDA it would synchronise every step (checked per epoch).

@@ -12,6 +12,7 @@ import torch
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
+from bench.distributed import gather
 from methods.losses import contrastive_cross_entropy, cosine_similarity_matrix, nt_xent_layout
 from methods.temperature import ConstantTemperature, TemperatureStrategy, TrainingProgress
 
@@ -83,7 +84,11 @@ class ContrastiveMethod(nn.Module):
         return self.contrastive_loss(z0, z1, progress).mean()
 
     def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress) -> torch.Tensor:
-        """Per-view NT-Xent (2N,) between the views z0 and z1, with this method's temperature."""
+        """Per-view NT-Xent (2N,) between the views z0 and z1, with this method's temperature.
+
+        Under torchrun the projections of all ranks are gathered first (with gradient): every rank
+        then computes the loss of the whole global batch, equal to the single-process loss."""
+        z0, z1 = gather(z0), gather(z1)
         positives, exclude = nt_xent_layout(z0.shape[0], z0.device)
         return self.tempered_cross_entropy(cosine_similarity_matrix(z0, z1), positives, exclude, progress)
 

@@ -246,3 +246,16 @@ def test_extract_features_unit_norm_and_modes_restored():
     feats2 = extract_features(backbone, images, _preprocess, torch.device("cpu"))
     assert not backbone.training
     torch.testing.assert_close(feats2, direct)
+
+
+def test_knn_for_several_k_equals_separate_calls_including_ties():
+    from bench.evaluation import knn_majority_predict, knn_majority_predict_many
+
+    rng = np.random.default_rng(5)
+    # Rounded features give many exactly equal distances, so the tie rule is exercised.
+    train = torch.as_tensor(np.round(rng.normal(size=(300, 4)), 1), dtype=torch.float32)
+    test = torch.as_tensor(np.round(rng.normal(size=(70, 4)), 1), dtype=torch.float32)
+    labels = torch.as_tensor(rng.integers(0, 5, size=300))
+    many = knn_majority_predict_many(train, labels, test, (1, 10, 400), num_classes=5, chunk_size=16)
+    for k in (1, 10, 400):
+        np.testing.assert_array_equal(many[k], knn_majority_predict(train, labels, test, k, num_classes=5, chunk_size=16))

@@ -1,0 +1,439 @@
+"""``python -m bench throughput``: training speed of methods measured side by side, interleaved.
+
+Every variant is timed for ``steps`` training steps per repeat, and the repeats interleave the
+variants (repeat 1: A, B, C; repeat 2: B, C, A; ...), so a change in machine load hits all of them
+alike and the per-repeat ratios stay meaningful on a shared machine. Variants:
+
+- each method, built exactly as a run builds it (:func:`bench.runner.build_method`), with the
+  trainer's optimiser, learning-rate schedule and step body (:func:`bench.trainer.train_step`) on the
+  dataset's batch source (on-device batched augmentation for in-memory data);
+- ``bare``: the same backbone and lightly projection head, the same batch size and on-device
+  augmentation, ``lightly.loss.NTXentLoss(temperature=0.2)`` and a plain ``torch.optim.SGD`` loop --
+  nothing of the suite (no hooks, no schedule, no temperature strategy). ``constant / bare`` is the
+  suite's overhead;
+- ``constant@per-image`` (``--data-path lightly|both``): ``constant`` fed by a DataLoader that applies
+  lightly's per-image ``SimCLRTransform`` to the same uint8 images (PIL), the path file datasets take.
+  ``constant / constant@per-image`` is what the batched fast path buys.
+
+Defaults: every registered method, ``digits_lt`` with its default preset, 20 steps, 5 repeats,
+5 warm-up steps per variant, data path ``device``, 0 DataLoader workers for the per-image path (in
+the timed process: workers would keep prefetching into the next variant's block), seed 0.
+
+The record (kind ``throughput``, one JSON file in the results directory) holds, besides the usual
+``schema_version`` / ``kind`` / ``method`` (``"throughput"``) / ``dataset`` / ``seed`` / ``config`` /
+``environment`` / ``command`` / ``started_at`` / ``finished_at`` fields and an empty ``metrics``::
+
+    "throughput": {
+      "unit": "source images per second (each gives two views)",
+      "variants": {label: {
+          "method": str, "data_path": "device" | "per-image" | "bare",
+          "images_per_s": {"median", "min", "max", "per_repeat": [...]},
+          "ratio_to_constant": {"median", "min", "max", "per_repeat": [...]} | null,
+          "images_per_cpu_s", "cpu_ratio_to_constant": the same by the process's CPU seconds,
+          "data_seconds": float, "compute_seconds": float,   # summed over the timed repeats
+          "data_fraction": float,                            # data / (data + compute)
+          "peak_memory": {"bytes", "kind"} | null}},         # CUDA: per variant; CPU: null
+      "suite_over_bare": {"median", "min", "max", "per_repeat"} | null,    # constant / bare
+      "suite_over_bare_cpu": {...} | null,                  # the same by CPU seconds (CPU devices)
+      "fast_over_per_image": {...} | null,                  # constant / constant@per-image
+      "process_peak_memory": {"bytes", "kind"}}              # CPU: the process's peak RSS, all variants
+
+A ratio is taken pair by pair within a repeat and then summarised (median, min, max over repeats).
+Records from different hardware are never compared (:func:`throughput_section`).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tabulate import tabulate
+
+from bench.augment import BatchedSimCLRAugment, lightly_transform
+from bench.config import RunConfig
+from bench.data import DeviceBatches
+from bench.environment import environment
+from bench.errors import UserError
+from bench.records import SCHEMA_VERSION, utc_now, write_record
+from bench.trainer import lr_schedule, make_optimizer, peak_memory, train_step
+from methods.temperature import TrainingProgress
+
+BASELINE = "constant"
+BARE = "bare"
+PER_IMAGE_SUFFIX = "@per-image"
+DATA_PATHS = ("device", "lightly", "both")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forever(epochs: Callable[[], Iterator]) -> Iterator:
+    """Batches across epoch boundaries: a timed block never stops at the end of an epoch."""
+    while True:
+        yield from epochs()
+
+
+class ArrayImages(Dataset):
+    """uint8 images (N, H, W[, C]) as PIL images through a per-image two-view transform, like files."""
+
+    def __init__(self, images: np.ndarray, transform) -> None:
+        self.images = images
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        array = self.images[index]
+        image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+        view0, view1 = self.transform(image.convert("RGB"))
+        return view0, view1, index
+
+
+@dataclass
+class Variant:
+    """One timed thing: ``step(batch)`` trains on one batch; ``batches`` yields batches forever."""
+
+    label: str
+    method: str
+    data_path: str
+    batches: Iterator
+    step: Callable[[Any], torch.Tensor]
+
+    def run(self, steps: int, device: torch.device) -> tuple[float, float, float]:
+        """Time ``steps`` steps; returns (seconds waiting for data, seconds computing, CPU seconds of
+        this process). CPU seconds do not count time the process spent descheduled, so on a shared CPU
+        they are steadier than wall time (they do count other processes' cache pressure, and they miss
+        DataLoader workers' time, which runs in other processes)."""
+        data_seconds = compute_seconds = 0.0
+        _sync(device)
+        cpu_start = time.process_time()
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            batch = next(self.batches)
+            _sync(device)  # on CUDA the augmentation is asynchronous: count it as data time
+            t1 = time.perf_counter()
+            self.step(batch)
+            _sync(device)
+            compute_seconds += time.perf_counter() - t1
+            data_seconds += t1 - t0
+        return data_seconds, compute_seconds, time.process_time() - cpu_start
+
+
+def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, per_image: bool,
+                  num_workers: int) -> Variant:
+    """``config.method`` as a run trains it: the runner's construction, the trainer's step."""
+    from bench.runner import build_method, run_augmentation
+
+    method = build_method(config, num_train_samples=len(images))
+    is_cuda = device.type == "cuda"
+    method.to(device, memory_format=torch.channels_last) if is_cuda else method.to(device)
+    method.train()
+    optimizer = make_optimizer(method, config)
+    spec = run_augmentation(config)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    if per_image:
+        batches = forever(lambda: per_image_batches(images, spec, config, device, num_workers))
+        steps_per_epoch = len(images) // config.batch_size
+    else:
+        source = DeviceBatches(images, spec, config.batch_size, device, generator)
+        batches = forever(source.epoch)
+        steps_per_epoch = source.steps_per_epoch()
+    lr_at = lr_schedule(config, steps_per_epoch)
+    counter = {"step": 0}
+
+    def step(batch) -> torch.Tensor:
+        # Progress walks through the run's schedule as training would (a scheduled tau moves).
+        n = counter["step"]
+        progress = TrainingProgress(n // steps_per_epoch, n, steps_per_epoch, config.epochs, config.temperature_period)
+        counter["step"] = n + 1
+        return train_step(method, optimizer, batch, progress, lr_at(n % (steps_per_epoch * config.epochs)), is_cuda)
+
+    label = config.method_label + (PER_IMAGE_SUFFIX if per_image else "")
+    return Variant(label, config.method_label, "per-image" if per_image else "device", batches, step)
+
+
+_LOADERS: dict[int, DataLoader] = {}
+
+
+def per_image_batches(images: np.ndarray, spec, config: RunConfig, device: torch.device, num_workers: int) -> Iterator:
+    """One epoch of lightly's per-image path over in-memory images (the loader is built once)."""
+    key = id(images)
+    if key not in _LOADERS:
+        _LOADERS[key] = DataLoader(
+            ArrayImages(images, lightly_transform(spec)), batch_size=config.batch_size, shuffle=True, drop_last=True,
+            num_workers=num_workers, generator=torch.Generator().manual_seed(config.seed),
+            pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
+        )
+    for view0, view1, indices in _LOADERS[key]:
+        yield view0.to(device, non_blocking=True), view1.to(device, non_blocking=True), indices.to(device)
+
+
+def bare_step(config: RunConfig, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A plain PyTorch SimCLR step on ``config``'s backbone with lightly's head and
+    ``NTXentLoss(temperature=0.2)`` and plain SGD: nothing of the suite. bf16 and channels_last on
+    CUDA, as the trainer, so that a ratio measures overhead, not precision."""
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+
+    from bench.backbones import create_backbone
+
+    torch.manual_seed(config.seed)
+    backbone, width = create_backbone(config.backbone)
+    model = torch.nn.Sequential(backbone, SimCLRProjectionHead(width, width, 128))
+    is_cuda = device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last) if is_cuda else model.to(device)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    criterion = NTXentLoss(temperature=0.2)
+
+    def step(view0: torch.Tensor, view1: torch.Tensor) -> torch.Tensor:
+        if is_cuda:
+            view0 = view0.contiguous(memory_format=torch.channels_last)
+            view1 = view1.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=is_cuda):
+            z0, z1 = model(torch.cat([view0, view1])).chunk(2)
+            loss = criterion(z0, z1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) -> Variant:
+    """The reference loop: :func:`bare_step` on the same on-device augmentation, own permutation."""
+    from bench.runner import run_augmentation
+
+    step = bare_step(config, device)
+    augment = BatchedSimCLRAugment(run_augmentation(config))
+    resident = torch.from_numpy(images).to(device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    batch_size = config.batch_size
+
+    def epochs() -> Iterator:
+        order = torch.randperm(len(resident), device=device, generator=generator)
+        for start in range(0, len(resident) - batch_size + 1, batch_size):
+            yield augment.two_views(resident[order[start:start + batch_size]], generator)
+
+    return Variant(BARE, BARE, "bare", forever(epochs), lambda views: step(*views))
+
+
+def summarise(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of per-repeat values (and the values)."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "per_repeat": values}
+
+
+def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batch_size: int,
+            device: torch.device, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Warm every variant up, then time ``steps`` steps of each, interleaved, ``repeats`` times."""
+    for variant in variants:
+        if warmup:
+            variant.run(warmup, device)
+    speeds: dict[str, list[float]] = {v.label: [] for v in variants}
+    cpu_speeds: dict[str, list[float]] = {v.label: [] for v in variants}
+    split = {v.label: [0.0, 0.0] for v in variants}
+    memory: dict[str, Optional[dict]] = {v.label: None for v in variants}
+    for repeat in range(repeats):
+        # Rotate the order each repeat: no variant always runs first, or always after the same one.
+        shift = repeat % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            data_s, compute_s, cpu_s = variant.run(steps, device)
+            speeds[variant.label].append(steps * batch_size / (data_s + compute_s))
+            cpu_speeds[variant.label].append(steps * batch_size / cpu_s)
+            split[variant.label][0] += data_s
+            split[variant.label][1] += compute_s
+            if device.type == "cuda":
+                peak = int(torch.cuda.max_memory_allocated(device))
+                previous = memory[variant.label]["bytes"] if memory[variant.label] else 0
+                memory[variant.label] = {"bytes": max(peak, previous), "kind": "cuda max_memory_allocated"}
+        log(f"  repeat {repeat + 1}/{repeats}: " + ", ".join(f"{label} {s[-1]:.0f}" for label, s in speeds.items()) + " images/s")
+    base = speeds.get(BASELINE)
+
+    def ratio(numerator: str, denominator: str, of: dict[str, list[float]] = speeds) -> Optional[dict[str, Any]]:
+        if numerator not in of or denominator not in of:
+            return None
+        return summarise([a / b for a, b in zip(of[numerator], of[denominator])])
+
+    out: dict[str, Any] = {"unit": "source images per second (each gives two views)", "variants": {}}
+    for variant in variants:
+        data_s, compute_s = split[variant.label]
+        out["variants"][variant.label] = {
+            "method": variant.method,
+            "data_path": variant.data_path,
+            "images_per_s": summarise(speeds[variant.label]),
+            "ratio_to_constant": ratio(variant.label, BASELINE) if base else None,
+            "images_per_cpu_s": summarise(cpu_speeds[variant.label]),
+            "cpu_ratio_to_constant": ratio(variant.label, BASELINE, cpu_speeds) if base else None,
+            "data_seconds": data_s,
+            "compute_seconds": compute_s,
+            "data_fraction": data_s / (data_s + compute_s),
+            "peak_memory": memory[variant.label],
+        }
+    out["suite_over_bare"] = ratio(BASELINE, BARE)
+    out["suite_over_bare_cpu"] = ratio(BASELINE, BARE, cpu_speeds) if device.type == "cpu" else None
+    out["fast_over_per_image"] = ratio(BASELINE, BASELINE + PER_IMAGE_SUFFIX)
+    memory_now = peak_memory(device)
+    if device.type != "cuda":
+        memory_now["kind"] += ", whole process: all variants together (CPU memory is not separable per variant)"
+    out["process_peak_memory"] = memory_now
+    return out
+
+
+def _range(summary: Optional[dict[str, Any]], digits: int = 3) -> str:
+    if not summary:
+        return "-"
+    return f"{summary['median']:.{digits}f} [{summary['min']:.{digits}f}–{summary['max']:.{digits}f}]"
+
+
+def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
+    """Rows of the throughput table: one per variant."""
+    rows = []
+    for label, entry in result["variants"].items():
+        memory = entry.get("peak_memory")
+        rows.append({
+            "Variant": label,
+            "images/s median [min–max]": _range(entry["images_per_s"], 0),
+            f"÷ {BASELINE} median [min–max]": _range(entry.get("ratio_to_constant")),
+            f"÷ {BASELINE}, CPU time": _range(entry.get("cpu_ratio_to_constant")),
+            "data %": f"{100 * entry['data_fraction']:.0f}",
+            "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
+        })
+    return rows
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    if result.get("suite_over_bare"):
+        lines.append(f"{BASELINE} / {BARE} (suite overhead; 1 = none): {_range(result['suite_over_bare'])}")
+    if result.get("suite_over_bare_cpu"):
+        lines.append(f"{BASELINE} / {BARE} by this process's CPU time (steadier on a shared CPU): "
+                     f"{_range(result['suite_over_bare_cpu'])}")
+    if result.get("fast_over_per_image"):
+        lines.append(f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image): "
+                     f"{_range(result['fast_over_per_image'])}")
+    memory = result.get("process_peak_memory")
+    if memory:
+        lines.append(f"peak memory: {memory['bytes'] / 2**20:.0f} MiB ({memory['kind']})")
+    return lines
+
+
+def run_throughput(methods: list[str], dataset: str, preset: Optional[str], steps: int, repeats: int, warmup: int,
+                   batch_size: Optional[int], device: str, results_dir: Path, data_path: str = "device",
+                   num_workers: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure, print a table, write one ``throughput`` record into ``results_dir``; returns the record."""
+    from bench import runner
+
+    if steps <= 0:
+        raise UserError(f"--steps must be a positive number of steps, got {steps}.")
+    if repeats <= 0:
+        raise UserError(f"--repeats must be a positive number, got {repeats}.")
+    if warmup < 0:
+        raise UserError(f"--warmup must be >= 0 steps, got {warmup}.")
+    if data_path not in DATA_PATHS:
+        raise UserError(f"--data-path must be one of {', '.join(DATA_PATHS)}, got {data_path!r}.")
+    if num_workers is not None and num_workers < 0:
+        raise UserError(f"--num-workers must be >= 0, got {num_workers}.")
+    if BARE in methods:
+        raise UserError(f"{BARE!r} is the reference loop, measured always; leave it out of --methods.")
+    methods = list(dict.fromkeys([BASELINE, *methods]))  # the ratios need the baseline
+    overrides = {"batch_size": batch_size, "data_root": data_root}
+    plan = runner.plan(methods, dataset, [seed], preset, overrides, device, results_dir)
+    if plan.dataset.file_based:
+        raise UserError(f"{dataset} is a file dataset; `bench throughput` measures in-memory datasets "
+                        "(digits_lt, fashion_mnist_lt, cifar*_lt).")
+    data = runner.load_data(plan)
+    torch_device = plan.device
+    # Default 0: DataLoader workers run outside the timed process and keep prefetching after their block
+    # ends, which slows whichever variant is timed next (seen as a 0.54x "bare" on 2 cores).
+    workers = num_workers if num_workers is not None else 0
+    configs = {c.method_label: c for c in plan.configs}
+    variants: list[Variant] = []
+    if data_path in ("device", "both"):
+        variants += [suite_variant(c, data.train_images, torch_device, False, workers) for c in configs.values()]
+    if data_path == "lightly":
+        variants += [suite_variant(c, data.train_images, torch_device, True, workers) for c in configs.values()]
+    if data_path == "both":
+        variants.append(suite_variant(configs[BASELINE], data.train_images, torch_device, True, workers))
+    variants.append(bare_variant(configs[BASELINE], data.train_images, torch_device))
+
+    base = configs[BASELINE]
+    log(f"{dataset}: {len(data.train_labels)} training images, {base.backbone}, batch {base.batch_size}, device "
+        f"{torch_device}; {repeats} repeats x {steps} steps per variant, interleaved, after {warmup} warm-up steps")
+    started = utc_now()
+    result = measure(variants, steps, repeats, warmup, base.batch_size, torch_device, log)
+    log("")
+    log(tabulate(variants_table(result), headers="keys", tablefmt="simple"))
+    for line in summary_lines(result):
+        log(line)
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "throughput",
+        "status": "ok",
+        "method": "throughput",
+        "dataset": dataset,
+        "seed": seed,
+        "split": None,
+        # Leaderboard tables key on "protocol"; this one matches no accuracy table.
+        "protocol": {"kind": "throughput", "dataset": dataset},
+        "config": {"methods": methods, "preset": base.preset, "backbone": base.backbone, "batch_size": base.batch_size,
+                   "steps": steps, "repeats": repeats, "warmup": warmup, "data_path": data_path,
+                   "num_workers": workers if data_path != "device" else None, "device": str(torch_device),
+                   "augmentation": base.augmentation},
+        "metrics": {},
+        "throughput": result,
+        "environment": environment(torch_device),
+        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "started_at": started,
+        "finished_at": utc_now(),
+    }
+    path = write_record(record, results_dir)
+    log(f"\nrecord written to {path}")
+    record["_path"] = str(path)
+    return record
+
+
+def _is_benchmark(record: dict[str, Any]) -> bool:
+    """Whether a ``throughput`` record has this module's layout (others are left out, not fatal)."""
+    config, result = record.get("config"), record.get("throughput")
+    return (isinstance(config, dict) and all(k in config for k in ("backbone", "batch_size", "repeats", "steps"))
+            and isinstance(result, dict) and isinstance(result.get("variants"), dict))
+
+
+def throughput_section(records: list[dict[str, Any]]) -> str:
+    """Markdown for the ``throughput`` records: one table per (hardware, dataset), the latest record of
+    each (ratios are never taken across hardware); empty when there are none."""
+    latest: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        if record.get("kind") == "throughput" and record.get("status", "ok") == "ok" and _is_benchmark(record):
+            key = (record.get("environment", {}).get("hardware", "unknown"), record["dataset"])
+            latest.setdefault(key, []).append(record)
+    if not latest:
+        return ""
+    parts = ["\n## Throughput (`python -m bench throughput`: variants interleaved, ratios per repeat)\n"]
+    for (hardware, dataset), group in sorted(latest.items()):
+        record = max(group, key=lambda r: r.get("finished_at", ""))
+        config = record["config"]
+        parts.append(f"\n### {dataset} on {hardware}\n")
+        parts.append(f"{config['backbone']}, batch {config['batch_size']}, {config['repeats']} repeats x {config['steps']} "
+                     f"steps, recorded {record.get('finished_at', '?')} ({len(group)} record(s) here; the latest shown).\n")
+        parts.append(tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"))
+        parts.append("")
+        parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))
+    return "\n".join(parts) + "\n"

@@ -251,7 +251,8 @@ def run_one(
     _seed_everything(config.seed)
     backbone, feature_dim = create_backbone(config.backbone)
     method = get_method_class(config.method)(
-        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides
+        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides,
+        num_train_samples=len(data.train_images),
     )
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()

@@ -33,9 +33,11 @@ class ContrastiveMethod(nn.Module):
     registered_name: ClassVar[str] = "unregistered"
 
     def __init__(
-        self, backbone: nn.Module, feature_dim: int, temperature_overrides: dict[str, float] | None = None
+        self, backbone: nn.Module, feature_dim: int, temperature_overrides: dict[str, float] | None = None,
+        num_train_samples: int | None = None,
     ) -> None:
         super().__init__()
+        self.num_train_samples = num_train_samples  # for per-sample state (BCL); None when unknown
         self.backbone = backbone
         # Hidden width = feature width, output 128, as the CIFAR-LT recipes (protocol.md).
         self.projection_head = SimCLRProjectionHead(feature_dim, feature_dim, self.projection_dim)
@@ -76,6 +78,11 @@ class ContrastiveMethod(nn.Module):
     def on_after_step(self, progress: TrainingProgress) -> None:
         """Hook: called after every optimiser step (a learnable tau is clamped here, MoCo's EMA updates)."""
         self.temperature_strategy.after_step()
+
+    def augmentation_strength(self) -> torch.Tensor | None:
+        """Hook: per-sample augmentation strengths (N,) in [0, 1] by dataset index, read by the trainer
+        at every epoch start and handed to the data (BCL); None (every other method): plain SimCLR."""
+        return None
 
     def epoch_log(self) -> dict[str, float]:
         """Values for the per-epoch log: the mean of each tau summary over the epoch's steps."""

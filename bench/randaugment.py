@@ -34,6 +34,8 @@ Cutout        [0, 0.4]      a square of side round(v W) pixels, centre uniform i
 ============  ============  =========================================================================
 
 Affine ops resample with nearest neighbour and fill black outside the image, as PIL's defaults.
+Samples are grouped by op (one resampling for the five affine ops); finding each group's rows is a
+host-device synchronisation per group on CUDA, a small cost next to a training step.
 Differences from the official per-image PIL code: float arithmetic (no rounding to uint8 between
 ops, except inside Equalize / Posterize / Solarize, which are defined on uint8 levels); the cutout
 square has side round(v W) (PIL's inclusive rectangle paints one pixel more).

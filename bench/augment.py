@@ -379,8 +379,9 @@ class BatchedSimCLRAugment:
                 x = torch.where(is_h.view(-1, 1, 1, 1), adjust_hue(x, p["hue"]), x)
         return x
 
-    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Augment ``images`` (B, H, W, C) uint8 with given parameters (from :meth:`sample_params`)."""
+    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor], normalize: bool = True) -> torch.Tensor:
+        """Augment ``images`` (B, H, W, C) uint8 with given parameters (from :meth:`sample_params`);
+        ``normalize=False`` stops before the normalisation (floats in [0, 1], for BCL's RandAugment)."""
         x = _to_float_nchw(images)
         _, _, height, width = x.shape
         size = self.spec.input_size
@@ -395,19 +396,23 @@ class BatchedSimCLRAugment:
             x = torch.where(params["gray"].view(-1, 1, 1, 1), rgb_to_grayscale(x).expand_as(x), x)
         if self.spec.gaussian_blur > 0:
             x = torch.where(params["blur"].view(-1, 1, 1, 1), gaussian_blur(x, params["sigma"]), x)
+        return self.normalize(x) if normalize else x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The last step of :meth:`apply`: normalise with the spec's mean / std."""
         return _normalize(x, self.spec.mean, self.spec.std)
 
     def __call__(self, images_uint8: torch.Tensor,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None, normalize: bool = True) -> torch.Tensor:
         """One augmented view (B, 3, S, S) float32 of a uint8 batch (B, H, W, C)."""
         B, H, W = images_uint8.shape[:3]
         params = self.sample_params(B, H, W, generator=generator, device=images_uint8.device)
-        return self.apply(images_uint8, params)
+        return self.apply(images_uint8, params, normalize)
 
-    def two_views(self, images: torch.Tensor,
-                  generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def two_views(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+                  normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independently augmented views of the same batch (one pass over a doubled batch)."""
-        out = self(torch.cat((images, images), dim=0), generator)
+        out = self(torch.cat((images, images), dim=0), generator, normalize)
         return out[: images.shape[0]], out[images.shape[0]:]
 
 
@@ -433,8 +438,9 @@ class EvalPreprocess:
 # Per-image reference path (file datasets)
 
 
-def lightly_transform(spec: AugmentationSpec):
-    """lightly's ``SimCLRTransform`` (two views per PIL image) configured from ``spec``."""
+def lightly_transform(spec: AugmentationSpec, normalize: bool = True):
+    """lightly's ``SimCLRTransform`` (two views per PIL image) configured from ``spec``; without
+    ``normalize`` it ends at ``ToTensor`` (floats in [0, 1], for BCL's RandAugment)."""
     from lightly.transforms import SimCLRTransform
 
     return SimCLRTransform(
@@ -452,7 +458,7 @@ def lightly_transform(spec: AugmentationSpec):
         vf_prob=0.0,
         hf_prob=spec.hf_prob,
         rr_prob=0.0,
-        normalize={"mean": list(spec.mean), "std": list(spec.std)},
+        normalize={"mean": list(spec.mean), "std": list(spec.std)} if normalize else None,
     )
 
 

@@ -10,6 +10,10 @@
 Both yield ``(view0, view1, indices)`` on the training device, full batches only (drop_last: NT-Xent's
 negatives depend on the batch size). The trainer's loop calls ``next()`` on :meth:`BatchSource.epoch`
 and does not know which path it is on.
+
+Both accept per-sample augmentation strengths (:meth:`BatchSource.set_sample_strength`, BCL): once
+set, every view gets :func:`bench.randaugment.rand_augment` with its sample's strength after the
+SimCLR ops and before the normalisation; until then the pipeline is plain SimCLR.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from torchvision.transforms import Normalize
+
 from bench.augment import BatchedSimCLRAugment, EvalPreprocess, lightly_eval_transform, lightly_transform
 from bench.config import AugmentationSpec
 from bench.errors import UserError
+from bench.randaugment import rand_augment
 from bench.evaluation import extract_features
 from datasets.imagefiles import ImageFiles
 
@@ -41,6 +48,8 @@ class BatchSource(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+    def set_sample_strength(self, strength: torch.Tensor) -> None: ...
 
 
 class DeviceBatches:
@@ -70,6 +79,7 @@ class DeviceBatches:
             base = int(torch.randint(2**62, (1,), generator=generator, device=device))
             self.augment_generator = torch.Generator(device=device).manual_seed(base + self.rank)
         self.order: torch.Tensor | None = None  # this epoch's sample order (the generator is the trainer's)
+        self.strength: torch.Tensor | None = None  # per-sample RandAugment strength (BCL), by dataset index
 
     def steps_per_epoch(self) -> int:
         return len(self.images) // self.batch_size
@@ -82,8 +92,21 @@ class DeviceBatches:
         for batch in range(skip, self.steps_per_epoch()):
             start = batch * self.batch_size + self.rank * local
             indices = order[start : start + local]
-            view0, view1 = self.augment.two_views(self.images[indices], self.augment_generator)
+            if self.strength is None:
+                view0, view1 = self.augment.two_views(self.images[indices], self.augment_generator)
+            else:
+                view0, view1 = self._boosted_views(indices)
             yield view0, view1, indices
+
+    def _boosted_views(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The SimCLR draws come first, so a sample with strength 0 gets exactly its plain SimCLR views.
+        views = torch.cat(self.augment.two_views(self.images[indices], self.augment_generator, normalize=False))
+        views = rand_augment(views, self.strength[indices].repeat(2), self.augment_generator)
+        return self.augment.normalize(views).chunk(2)
+
+    def set_sample_strength(self, strength: torch.Tensor) -> None:
+        """Per-sample RandAugment strengths w (N,) in [0, 1], indexed like the images."""
+        self.strength = strength.detach().to(self.device, torch.float32).clone()
 
     def state_dict(self) -> dict:
         return {"order": self.order.cpu() if self.order is not None else None}
@@ -93,18 +116,28 @@ class DeviceBatches:
 
 
 class TwoViewFiles(Dataset):
-    """``(view0, view1, index)`` of image files through a per-image two-view transform (lightly's)."""
+    """``(view0, view1, index)`` of image files through a per-image two-view transform (lightly's,
+    ending at ``ToTensor``), BCL's RandAugment where ``strength`` is set, then ``normalize``.
 
-    def __init__(self, files: ImageFiles, transform) -> None:
+    ``strength`` is a shared-memory tensor (N,) read by index in the workers; the trainer's process
+    updates it in place, so persistent workers see each epoch's values without a restart.
+    """
+
+    def __init__(self, files: ImageFiles, transform, normalize) -> None:
         self.files = files
         self.transform = transform
+        self.normalize = normalize
+        self.strength: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int):
         view0, view1 = self.transform(self.files.open(index))
-        return view0, view1, index
+        if self.strength is not None:
+            # The worker's own torch RNG (seeded by the DataLoader) draws each view's op.
+            view0, view1 = rand_augment(torch.stack((view0, view1)), self.strength[index].repeat(2))
+        return self.normalize(view0), self.normalize(view1), index
 
 
 class EvalFiles(Dataset):
@@ -137,8 +170,11 @@ class LoaderBatches:
         self.num_images = len(files)
         self.shuffle_generator = torch.Generator().manual_seed(seed)
         self.epoch_start_state: torch.Tensor | None = None
+        self.started = False  # persistent workers hold their copy of the dataset from the first epoch
+        self.dataset = TwoViewFiles(files, lightly_transform(spec, normalize=False),
+                                    Normalize(mean=list(spec.mean), std=list(spec.std)))
         self.loader = DataLoader(
-            TwoViewFiles(files, lightly_transform(spec)),
+            self.dataset,
             batch_size=batch_size,
             shuffle=True,
             drop_last=True,
@@ -155,12 +191,22 @@ class LoaderBatches:
         if resume and self.epoch_start_state is not None:
             self.shuffle_generator.set_state(self.epoch_start_state)
         self.epoch_start_state = self.shuffle_generator.get_state()
+        self.started = True
         for position, (view0, view1, indices) in enumerate(self.loader):
             if position < skip:
                 continue
             yield (view0.to(self.device, non_blocking=True), view1.to(self.device, non_blocking=True),
                    indices.to(self.device, non_blocking=True))
 
+    def set_sample_strength(self, strength: torch.Tensor) -> None:
+        """Per-sample RandAugment strengths w (N,) in [0, 1]; the first call must come before the first
+        epoch starts the workers (it creates the shared-memory tensor they read), later calls update
+        it in place."""
+        if self.dataset.strength is None:
+            if self.started and self.loader.num_workers > 0:
+                raise RuntimeError("set_sample_strength: the first strengths must be set before the first epoch")
+            self.dataset.strength = torch.zeros(self.num_images).share_memory_()
+        self.dataset.strength.copy_(strength.detach().to("cpu", torch.float32))
 
     def state_dict(self) -> dict:
         return {"shuffle": self.shuffle_generator.get_state(), "epoch_start": self.epoch_start_state}

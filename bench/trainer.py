@@ -188,6 +188,10 @@ def train(
         if not resuming_this_epoch:
             method.on_epoch_start(TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period))
             loss_sum = torch.zeros((), device=device)
+        # Per-sample augmentation strengths (BCL) reach the data by index, also after a resume.
+        strength = method.augmentation_strength()
+        if strength is not None:
+            source.set_sample_strength(strength)
         epoch_start = time.perf_counter()
         first_batch = start_batch if resuming_this_epoch else 0
         batches = source.epoch(resume=resuming_this_epoch, skip=first_batch)

@@ -115,6 +115,11 @@ class ContrastiveMethod(nn.Module):
         """Hook: called after every optimiser step (a learnable tau is clamped here, MoCo's EMA updates)."""
         self.temperature_strategy.after_step()
 
+    def augmentation_strength(self) -> torch.Tensor | None:
+        """Hook: per-sample augmentation strengths (N,) in [0, 1] by dataset index, read by the trainer
+        at every epoch start and handed to the data (BCL); None (every other method): plain SimCLR."""
+        return None
+
     def epoch_log(self) -> dict[str, float]:
         """Values for the per-epoch log: the mean of each tau summary over the epoch's steps."""
         if not self._epoch_tau:

@@ -24,6 +24,7 @@ from lightly.models.modules import MoCoProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from torch import nn
 
+from bench.distributed import gather
 from methods.base import ContrastiveMethod
 from methods.losses import queue_similarities
 from methods.registry import register_method
@@ -77,7 +78,8 @@ class MoCo(ContrastiveMethod):
             key = self.key_head(self.key_backbone(view1))
         # The negatives are the queue before this batch's keys join it.
         similarities = queue_similarities(query, key, self.queue.keys.clone().to(query.dtype))
-        self.queue.push(F.normalize(key.float(), dim=1))
+        # Under torchrun every rank enqueues the keys of the global batch, so the queues stay equal.
+        self.queue.push(gather(F.normalize(key.float(), dim=1)))
         positives = torch.zeros(len(query), dtype=torch.long, device=query.device)
         return self.tempered_cross_entropy(similarities, positives, None, progress).mean()
 

@@ -27,7 +27,7 @@ def _method(name: str) -> torch.nn.Module:
     # As bench.runner.build_method builds it, on the small CPU backbone.
     torch.manual_seed(0)
     backbone, width = create_backbone("small_cnn")
-    return get_method_class(name)(backbone=backbone, feature_dim=width, temperature_overrides={})
+    return get_method_class(name)(backbone=backbone, feature_dim=width, temperature_overrides={}, num_train_samples=4 * BATCH)
 
 
 @pytest.mark.parametrize("name", list_methods())

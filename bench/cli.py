@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue from the last checkpoint and skip finished runs (default); --no-resume starts over, keeping old checkpoints aside")
     run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
     run.add_argument("--data-root", default=None, help="where the dataset's files are: images and split files under DIR/split/ (see README, Datasets)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the method's forward (useful on CUDA; "
+                     "the first steps pay for compilation, which the steady-state throughput leaves out)")
     run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for file datasets (default: min(8, CPUs); 0 for in-memory data)")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); the leaderboard README is written next to it")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -182,6 +184,7 @@ def command_run(args: argparse.Namespace) -> int:
         "rho": args.rho,
         "eval_protocols": parse_eval(args.eval) if args.eval is not None else None,
         "num_workers": args.num_workers,
+        "compile": args.compile,
     }
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     results_dir = args.results_dir.resolve()

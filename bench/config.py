@@ -71,6 +71,8 @@ class RunConfig:
     temperature_period_rule: str
     device: str
     num_workers: int = 0
+    #: torch.compile the method's forward (``--compile``): how the run executes, not what it computes.
+    compile: bool = False
     eval_protocols: tuple[str, ...] = ("knn1", "knn10", "wknn", "linear")
     data_root: Optional[str] = None
     augmentation: dict = field(default_factory=dict)
@@ -153,6 +155,7 @@ def resolve_config(
         temperature_period_rule=rule,
         device=device,
         num_workers=int(overrides.get("num_workers", 0)),
+        compile=bool(overrides.get("compile", False)),
         data_root=overrides.get("data_root"),
         augmentation=asdict(augmentation),
         temperature_overrides=temperature_overrides,
@@ -185,6 +188,7 @@ def validate(config: RunConfig) -> None:
 
 def run_id_of(config: dict[str, Any]) -> str:
     """The run id of a config dict (also used for records written before run ids existed)."""
-    identity = {k: v for k, v in config.items() if k not in ("data_root", "num_workers")}
+    # Where data live, loader workers and compilation change how a run executes, not its result.
+    identity = {k: v for k, v in config.items() if k not in ("data_root", "num_workers", "compile")}
     identity.setdefault("temperature_overrides", {})
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

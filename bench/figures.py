@@ -4,7 +4,9 @@ Per table (protocol): ``tau`` (tau per epoch, mean over repeats; per-pair strate
 as a band), ``groups`` (many / medium / few accuracy of the main metric, bars with the std over
 repeats), ``per_class`` (per-class accuracy against training-set class size, log x; floors dashed),
 ``throughput`` (images per second relative to ``constant``, one panel per hardware, never mixed) and
-``training`` (loss per epoch; kNN accuracy too where a history logs it). A figure whose data are
+``training`` (loss per epoch; kNN accuracy too where a history logs it). A ``bench throughput``
+table gets ``benchmark`` instead: each variant's median ratio to ``constant`` with its min-max over
+repeats, one panel per hardware (the latest record of each). A figure whose data are
 absent (no method logs tau, no ``constant`` on any hardware) is not drawn and not linked.
 
 How ``--check`` stays robust: PNG bytes depend on the matplotlib, freetype and zlib versions, so
@@ -45,6 +47,7 @@ from bench.leaderboard import (
     repeat_means,
 )
 from bench.records import atomic_write
+from bench.throughput import benchmark_records, latest_per_hardware
 
 FIGURE_FORMAT = 1  # bump when the drawing (not the data) changes
 DIGEST_KEY = "bench-figure-digest"
@@ -196,14 +199,31 @@ def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     return curves if curves["loss"] else {}
 
 
+def benchmark_data(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``bench throughput`` records, per hardware the latest: every variant's median ratio to
+    ``constant`` over repeats, with its min-max (ratios taken pair by pair within a repeat)."""
+    out = {}
+    for hardware, record in latest_per_hardware(benchmark_records(records)).items():
+        ratios = {label: entry["ratio_to_constant"] for label, entry in record["throughput"]["variants"].items()
+                  if entry.get("ratio_to_constant")}
+        if ratios:
+            out[hardware] = {"variants": list(ratios), "median": [r["median"] for r in ratios.values()],
+                             "low": [r["min"] for r in ratios.values()], "high": [r["max"] for r in ratios.values()]}
+    return {"hardware": out} if out else {}
+
+
 def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[FigureSpec]:
     """The figures of one table, from its successful records; those without data are left out."""
+    slug = protocol_slug(protocol_id)
+    benchmark = benchmark_data(records)
+    if benchmark:  # a `bench throughput` table: its own figure only
+        return [FigureSpec(f"{slug}__benchmark.png", "bench throughput: each variant relative to constant",
+                           "benchmark", _round(benchmark))]
     frame = records_frame(records)
     if frame.empty:
         return []
     scored = frame[frame["kind"].isin(ACCURACY_KINDS)]
     metric = main_metric(scored) if not scored.empty else None
-    slug = protocol_slug(protocol_id)
     candidates = [
         ("tau", "tau over training", tau_data(records)),
         ("groups", "many / medium / few accuracy", groups_data(scored, metric) if metric else {}),
@@ -279,6 +299,21 @@ def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
     fig.suptitle("Throughput relative to constant, per hardware (never compared across hardware)")
 
 
+def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
+    panels = data["hardware"]
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (hardware, entry) in zip(axes, panels.items()):
+        colours = _colours(entry["variants"])
+        errors = [[m - lo for m, lo in zip(entry["median"], entry["low"])],
+                  [hi - m for m, hi in zip(entry["median"], entry["high"])]]
+        ax.bar(entry["variants"], entry["median"], yerr=errors, capsize=3, color=[colours[v] for v in entry["variants"]])
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_title(hardware, fontsize="small")
+        ax.set_ylabel(f"images/s relative to {BASELINE} (median, min-max)")
+        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
+    fig.suptitle("bench throughput: variants interleaved, ratio to constant per repeat")
+
+
 def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
     panels = [("loss", "loss")] + ([("accuracy", f"{data['accuracy_key']} accuracy (%)")] if data["accuracy"] else [])
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -294,7 +329,7 @@ def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
 
 DRAW: dict[str, Callable[[MplFigure, dict[str, Any]], None]] = {
     "tau": _draw_tau, "groups": _draw_groups, "per_class": _draw_per_class,
-    "throughput": _draw_throughput, "training": _draw_training,
+    "throughput": _draw_throughput, "training": _draw_training, "benchmark": _draw_benchmark,
 }
 
 

@@ -255,7 +255,7 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
     parts = [HEADER]
     if frame.empty:
         parts.append("\nNo records yet: run `python -m bench run`.\n")
-        return "\n".join(parts) + throughput_section(records)
+        return "\n".join(parts) + throughput_section(records, section_extras)
     if summary:
         parts.append(summary)
     for protocol_id in sorted(frame["protocol"].unique()):
@@ -275,7 +275,7 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
         if section_extras is not None:
             parts.extend(section_extras(protocol_id, [r for r in successful(records) if _protocol_id(r) == protocol_id]))
-    benchmarks = throughput_section(records)
+    benchmarks = throughput_section(records, section_extras)
     if benchmarks:
         parts.append(benchmarks)
     failed = [r for r in records if r.get("status", "ok") != "ok"]

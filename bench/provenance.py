@@ -65,8 +65,9 @@ def _cell(text: Any) -> str:
     return str(text or "-").replace("|", "\\|").replace("\n", " ")
 
 
-def provenance_markdown(records: list[dict[str, Any]]) -> list[str]:
-    """Markdown lines: provenance of ``records`` (the successful records of one table), and methods."""
+def provenance_markdown(records: list[dict[str, Any]], methods: bool = True) -> list[str]:
+    """Markdown lines: provenance of ``records`` (the successful records of one table), and, with
+    ``methods`` (default), what each method is."""
     environments = [r.get("environment") or {} for r in records]
     commands = _distinct([r.get("command") for r in records])
     lines = ["\n**Provenance** (from the records of this table):\n"]
@@ -77,6 +78,8 @@ def provenance_markdown(records: list[dict[str, Any]]) -> list[str]:
     lines.append("- Git commits: " + (", ".join(_commit(c) for c in _distinct([e.get("git_commit") for e in environments])) or UNKNOWN))
     lines.append(f"- Repeats: {_repeats(records)}")
     lines.append(f"- Dates: {_dates(records)}")
+    if not methods:
+        return lines
     info: dict[str, dict[str, Any]] = {}
     for record in records:
         info.setdefault(record["method"], record.get("method_info") or {})

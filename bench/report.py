@@ -44,7 +44,8 @@ def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR)
     """The README's markdown; ``figures_dir`` (default ``figures``) is the link prefix of figures."""
 
     def extras(pid: str, group: list[dict[str, Any]]) -> list[str]:
-        lines = provenance_markdown(group)
+        # A `bench throughput` table lists its variants itself: no method table under it.
+        lines = provenance_markdown(group, methods=any(r.get("kind") != "throughput" for r in group))
         specs = protocol_figures(pid, group)
         if specs:
             lines.append("\n**Figures**\n")

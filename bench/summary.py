@@ -9,6 +9,8 @@ Per table (dataset and protocol), ranked by the table's main metric (kNN@10 wher
   noise, or no difference beyond the noise; and a plain sentence on whether these runs support the
   paper's claim (Kukleva et al.: the cosine schedule helps the tail), which needs a positive,
   significant few-shot difference;
+* ``<objective>+cosine_tau`` against ``<objective>`` wherever both ran (e.g. ``sdclr+cosine_tau``
+  against ``sdclr``: the paper combines TS with SDCLR), overall and on the few-shot classes;
 * whether every trained method beat every floor (``floor:*`` records) beyond the noise, naming those
   that did not.
 
@@ -99,6 +101,27 @@ def schedule_sentence(frame: pd.DataFrame, metric: str) -> str:
     return text + f"**These runs do not support the claim that {CLAIM}**: on the few-shot classes {SCHEDULE} is {verdict(few)}."
 
 
+def combination_sentences(frame: pd.DataFrame, metric: str) -> list[str]:
+    """``<objective>+cosine_tau`` against ``<objective>`` (the paper also combines TS with SDCLR), for
+    every such pair in the table: overall and few-shot, beyond the noise or not."""
+    label = METRIC_LABELS[metric]
+    methods = set(_trained(frame))
+    sentences = []
+    for combined in _trained(frame):
+        objective, _, strategy = combined.partition("+")
+        if strategy != SCHEDULE or objective not in methods:
+            continue
+        parts = []
+        for group in ("overall", "few"):
+            column = f"{metric}/{group}"
+            if column not in frame:
+                continue
+            result = paired_difference(repeat_means(frame, combined, column), repeat_means(frame, objective, column))
+            parts.append(f"{'overall' if group == 'overall' else 'few-shot classes'} {verdict(result)} ({_numbers(result)})")
+        sentences.append(f"{combined} vs {objective} on {label}: " + "; ".join(parts) + ".")
+    return sentences
+
+
 def floor_sentence(frame: pd.DataFrame, metric: str) -> str:
     """Whether every trained method is above every floor on ``metric`` overall, beyond the noise."""
     floors, trained = _floors(frame), _trained(frame)
@@ -137,5 +160,6 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
         if f"{metric}/few" in part:
             lines.append(f"- {best_sentence(part, f'{metric}/few', f'Best on {label} few-shot classes')}")
         lines.append(f"- {schedule_sentence(part, metric)}")
+        lines += [f"- {sentence}" for sentence in combination_sentences(part, metric)]
         lines.append(f"- {floor_sentence(part, metric)}\n")
     return "\n".join(lines)

@@ -416,24 +416,44 @@ def _is_benchmark(record: dict[str, Any]) -> bool:
             and isinstance(result, dict) and isinstance(result.get("variants"), dict))
 
 
-def throughput_section(records: list[dict[str, Any]]) -> str:
-    """Markdown for the ``throughput`` records: one table per (hardware, dataset), the latest record of
-    each (ratios are never taken across hardware); empty when there are none."""
-    latest: dict[tuple[str, str], list[dict[str, Any]]] = {}
+def benchmark_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The successful ``throughput`` records with this module's layout."""
+    return [r for r in records if r.get("kind") == "throughput" and r.get("status", "ok") == "ok" and _is_benchmark(r)]
+
+
+def latest_per_hardware(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The most recent benchmark record of each hardware (what the report shows; ratios never mix hardware)."""
+    latest: dict[str, dict[str, Any]] = {}
     for record in records:
-        if record.get("kind") == "throughput" and record.get("status", "ok") == "ok" and _is_benchmark(record):
-            key = (record.get("environment", {}).get("hardware", "unknown"), record["dataset"])
-            latest.setdefault(key, []).append(record)
-    if not latest:
+        hardware = record.get("environment", {}).get("hardware", "unknown")
+        if hardware not in latest or record.get("finished_at", "") > latest[hardware].get("finished_at", ""):
+            latest[hardware] = record
+    return dict(sorted(latest.items()))
+
+
+def throughput_section(records: list[dict[str, Any]],
+                       extras: Optional[Callable[[str, list[dict[str, Any]]], list[str]]] = None) -> str:
+    """Markdown for the ``throughput`` records: per dataset, one table per hardware from the latest
+    record of each (ratios are never taken across hardware), then ``extras(table key, the dataset's
+    records)`` (the report's provenance and figure); empty when there are none."""
+    from bench.leaderboard import protocol_id  # the leaderboard imports this module
+
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for record in benchmark_records(records):
+        by_dataset.setdefault(record["dataset"], []).append(record)
+    if not by_dataset:
         return ""
     parts = ["\n## Throughput (`python -m bench throughput`: variants interleaved, ratios per repeat)\n"]
-    for (hardware, dataset), group in sorted(latest.items()):
-        record = max(group, key=lambda r: r.get("finished_at", ""))
-        config = record["config"]
-        parts.append(f"\n### {dataset} on {hardware}\n")
-        parts.append(f"{config['backbone']}, batch {config['batch_size']}, {config['repeats']} repeats x {config['steps']} "
-                     f"steps, recorded {record.get('finished_at', '?')} ({len(group)} record(s) here; the latest shown).\n")
-        parts.append(tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"))
-        parts.append("")
-        parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))
+    for dataset, group in sorted(by_dataset.items()):
+        for hardware, record in latest_per_hardware(group).items():
+            config = record["config"]
+            count = sum(r.get("environment", {}).get("hardware", "unknown") == hardware for r in group)
+            parts.append(f"\n### {dataset} on {hardware}\n")
+            parts.append(f"{config['backbone']}, batch {config['batch_size']}, {config['repeats']} repeats x {config['steps']} "
+                         f"steps, recorded {record.get('finished_at', '?')} ({count} record(s) here; the latest shown).\n")
+            parts.append(tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"))
+            parts.append("")
+            parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))
+        if extras is not None:
+            parts.extend(extras(protocol_id(group[0]), group))
     return "\n".join(parts) + "\n"

@@ -129,6 +129,9 @@ def train(
     else:
         method.to(device)
     method.train()
+    if config.compile:
+        # In place (nn.Module.compile): the state_dict keeps its keys, so checkpoints stay interchangeable.
+        method.compile()
     generator = torch.Generator(device=device).manual_seed(config.seed)
     # Under torchrun: the same permutation on every rank, each its slice of the global batch.
     shard = (distributed.rank(), distributed.world_size()) if distributed.is_distributed() else None

@@ -111,3 +111,15 @@ def test_parse_seeds():
     assert parse_seeds("0-2,7,1") == [0, 1, 2, 7]
     with pytest.raises(UserError):
         parse_seeds("x")
+
+
+def test_compile_is_recorded_but_does_not_change_which_run_it_is(tmp_path):
+    from bench.cli import build_parser
+    from bench.runner import plan
+
+    assert build_parser().parse_args(["run", "--compile"]).compile is True
+    plain, compiled = (plan(["constant"], "digits_lt", [0], "tiny", {"compile": flag}, "cpu", tmp_path).configs[0]
+                       for flag in (False, True))
+    assert (plain.compile, compiled.compile) == (False, True)
+    assert compiled.to_dict()["compile"] is True
+    assert plain.run_id() == compiled.run_id()  # a compiled rerun resumes or skips the same run

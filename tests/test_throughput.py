@@ -5,8 +5,10 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.leaderboard import records_frame, render
+from bench.figures import protocol_figures
+from bench.leaderboard import protocol_id, records_frame, render
 from bench.records import load_records
+from bench.report import FIGURES_DIR, write_report
 from bench.throughput import BARE, run_throughput, throughput_section
 
 
@@ -53,6 +55,25 @@ def test_section_separates_hardware(record):
     other["environment"]["hardware"] = "cuda: Some GPU"
     section = throughput_section([record, other])
     assert section.count("### digits_lt on") == 2
+
+
+def test_the_report_draws_a_benchmark_figure_per_dataset_with_one_panel_per_hardware(record, tmp_path):
+    other = json.loads(json.dumps({k: v for k, v in record.items() if k != "_path"}))
+    other["environment"]["hardware"] = "cuda: Some GPU"
+    [spec] = protocol_figures(protocol_id(record), [record, other])
+    assert spec.kind == "benchmark" and spec.name.endswith("__benchmark.png")
+    assert set(spec.data["hardware"]) == {record["environment"]["hardware"], "cuda: Some GPU"}
+    panel = spec.data["hardware"]["cuda: Some GPU"]
+    ratio = other["throughput"]["variants"]["cosine_tau"]["ratio_to_constant"]
+    i = panel["variants"].index("cosine_tau")
+    assert (panel["low"][i], panel["median"][i], panel["high"][i]) == pytest.approx((ratio["min"], ratio["median"], ratio["max"]), abs=1e-6)
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "t.json").write_text(json.dumps({k: v for k, v in record.items() if k != "_path"}))
+    markdown = write_report(results, tmp_path / "README.md")
+    assert f"]({FIGURES_DIR}/{spec.name})" in markdown and (tmp_path / FIGURES_DIR / spec.name).exists()
+    assert "**Provenance**" in markdown and "| Method | What it is |" not in markdown
 
 
 @pytest.mark.parametrize("args, message", [

@@ -286,32 +286,34 @@ def _draw_per_class(fig: MplFigure, data: dict[str, Any]) -> None:
     _legend(ax)
 
 
-def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
-    panels = data["hardware"]
+def _ratio_panels(fig: MplFigure, panels: dict[str, Any], labels: str, ylabel: str, title: str) -> None:
+    """One bar panel per hardware: ``entry[labels]`` against the ratio (``ratio``, or ``median`` with
+    ``low`` / ``high`` as error bars), a line at 1 (= constant)."""
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (hardware, entry) in zip(axes, panels.items()):
-        colours = _colours(entry["methods"])
-        ax.bar(entry["methods"], entry["ratio"], color=[colours[m] for m in entry["methods"]])
+        names = entry[labels]
+        colours = _colours(names)
+        if "median" in entry:
+            values = entry["median"]
+            errors = [[m - lo for m, lo in zip(values, entry["low"])], [hi - m for m, hi in zip(values, entry["high"])]]
+        else:
+            values, errors = entry["ratio"], None
+        ax.bar(names, values, yerr=errors, capsize=3 if errors else 0, color=[colours[n] for n in names])
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_title(hardware, fontsize="small")
-        ax.set_ylabel(f"images/s relative to {BASELINE}")
+        ax.set_ylabel(ylabel)
         ax.tick_params(axis="x", labelrotation=30, labelsize="small")
-    fig.suptitle("Throughput relative to constant, per hardware (never compared across hardware)")
+    fig.suptitle(title)
+
+
+def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
+    _ratio_panels(fig, data["hardware"], "methods", f"images/s relative to {BASELINE}",
+                  "Throughput relative to constant, per hardware (never compared across hardware)")
 
 
 def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
-    panels = data["hardware"]
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (hardware, entry) in zip(axes, panels.items()):
-        colours = _colours(entry["variants"])
-        errors = [[m - lo for m, lo in zip(entry["median"], entry["low"])],
-                  [hi - m for m, hi in zip(entry["median"], entry["high"])]]
-        ax.bar(entry["variants"], entry["median"], yerr=errors, capsize=3, color=[colours[v] for v in entry["variants"]])
-        ax.axhline(1.0, color="grey", linewidth=0.8)
-        ax.set_title(hardware, fontsize="small")
-        ax.set_ylabel(f"images/s relative to {BASELINE} (median, min-max)")
-        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
-    fig.suptitle("bench throughput: variants interleaved, ratio to constant per repeat")
+    _ratio_panels(fig, data["hardware"], "variants", f"images/s relative to {BASELINE} (median, min-max)",
+                  "bench throughput: variants interleaved, ratio to constant per repeat")
 
 
 def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:

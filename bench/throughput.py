@@ -433,9 +433,10 @@ def latest_per_hardware(records: list[dict[str, Any]]) -> dict[str, dict[str, An
 
 def throughput_section(records: list[dict[str, Any]],
                        extras: Optional[Callable[[str, list[dict[str, Any]]], list[str]]] = None) -> str:
-    """Markdown for the ``throughput`` records: per dataset, one table per hardware from the latest
-    record of each (ratios are never taken across hardware), then ``extras(table key, the dataset's
-    records)`` (the report's provenance and figure); empty when there are none."""
+    """Markdown for the ``throughput`` records: per dataset, one table per record (ratios are only
+    taken within a record, so never across hardware), then ``extras(table key, the dataset's
+    records)`` (the report's provenance and figure: the latest record per hardware); empty when
+    there are none."""
     from bench.leaderboard import protocol_id  # the leaderboard imports this module
 
     by_dataset: dict[str, list[dict[str, Any]]] = {}
@@ -444,13 +445,16 @@ def throughput_section(records: list[dict[str, Any]],
     if not by_dataset:
         return ""
     parts = ["\n## Throughput (`python -m bench throughput`: variants interleaved, ratios per repeat)\n"]
+    def hardware_of(record: dict[str, Any]) -> str:
+        return record.get("environment", {}).get("hardware", "unknown")
+
     for dataset, group in sorted(by_dataset.items()):
-        for hardware, record in latest_per_hardware(group).items():
+        # Every record, oldest first: each is one interleaved measurement (its ratios are its own).
+        for record in sorted(group, key=lambda r: (hardware_of(r), r.get("finished_at", ""))):
             config = record["config"]
-            count = sum(r.get("environment", {}).get("hardware", "unknown") == hardware for r in group)
-            parts.append(f"\n### {dataset} on {hardware}\n")
-            parts.append(f"{config['backbone']}, batch {config['batch_size']}, {config['repeats']} repeats x {config['steps']} "
-                         f"steps, recorded {record.get('finished_at', '?')} ({count} record(s) here; the latest shown).\n")
+            parts.append(f"\n### {dataset} on {hardware_of(record)}, {record.get('finished_at', '?')}\n")
+            parts.append(f"`{record.get('command', '?')}`: {config['backbone']}, batch {config['batch_size']}, "
+                         f"{config['repeats']} repeats x {config['steps']} steps.\n")
             parts.append(tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"))
             parts.append("")
             parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))

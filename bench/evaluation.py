@@ -285,21 +285,29 @@ def knn_majority_predict_many(
     onehot = F.one_hot(labels.to(dev), n_classes).to(torch.float64)  # (N, C)
     rows = _chunk_rows(train.shape[0], chunk_size)
 
+    # One topk of the largest k (+1, to see whether the k-th distance is tied with the next) serves every k.
+    depth = min(max(capped.values()) + 1, train.shape[0])
     predictions: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     for start in range(0, test.shape[0], rows):
         q = test[start : start + rows].to(dev, torch.float64)
         d2 = (q * q).sum(dim=1, keepdim=True) + train_sq.unsqueeze(0) - 2.0 * (q @ train.T)  # (B, N)
+        nearest_d2, nearest = torch.topk(d2, depth, dim=1, largest=False)  # (B, depth), ascending
         for k, k_capped in capped.items():
-            # The k-th smallest distance of each row; everything strictly closer is a neighbour, and of
-            # the points exactly at that distance the lowest-indexed ones fill the remaining places.
-            # This gives the same set as a stable sort without sorting whole rows (topk's order among
-            # equal values is unspecified, so it is only used for the threshold value).
-            kth = torch.topk(d2, k_capped, dim=1, largest=False).values[:, -1:]  # (B, 1)
-            closer = d2 < kth
-            at_kth = d2 == kth
-            missing = k_capped - closer.sum(dim=1, keepdim=True)
-            chosen = closer | (at_kth & (torch.cumsum(at_kth, dim=1) <= missing))
-            votes = chosen.to(torch.float64) @ onehot  # (B, C), exact small integers
+            # The k nearest are a well-defined set unless the k-th distance is shared by a point outside
+            # them (topk's choice among equal values is unspecified): those rows, rare for real-valued
+            # features, take the exact rule below; every other row votes with its topk indices.
+            kth = nearest_d2[:, k_capped - 1 : k_capped]  # (B, 1)
+            tied = (nearest_d2[:, k_capped] == kth[:, 0]) if k_capped < depth else torch.zeros_like(kth[:, 0], dtype=torch.bool)
+            votes = onehot[nearest[:, :k_capped]].sum(dim=1)  # (B, C), exact small integers
+            if tied.any():
+                # Everything strictly closer is a neighbour, and of the points exactly at the k-th
+                # distance the lowest-indexed fill the remaining places: a stable sort's set.
+                rows_d2, rows_kth = d2[tied], kth[tied]
+                closer = rows_d2 < rows_kth
+                at_kth = rows_d2 == rows_kth
+                missing = k_capped - closer.sum(dim=1, keepdim=True)
+                chosen = closer | (at_kth & (torch.cumsum(at_kth, dim=1) <= missing))
+                votes[tied] = chosen.to(torch.float64) @ onehot
             # torch.argmax returns the first maximal index: the smallest of the most-voted labels.
             predictions[k].append(votes.argmax(dim=1).cpu())
     return {k: torch.cat(p).numpy().astype(np.int64) if p else np.empty(0, dtype=np.int64) for k, p in predictions.items()}

@@ -202,6 +202,9 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
         data.groups,
         protocols=config.eval_protocols,
         seed=config.seed,
+        # kNN and the SGD probes on the training device (a GPU's float64 distance matrix over ImageNet-LT
+        # takes seconds, the CPU's many minutes); scikit-learn's LinearSVC runs on the CPU regardless.
+        device=device,
         probe_sets=probe_sets,
     )
     metrics.setdefault("timing", {})["feature_extraction"] = extract_seconds

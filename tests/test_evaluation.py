@@ -20,6 +20,7 @@ from bench.evaluation import (
     extract_features,
     group_report,
     knn_majority_predict,
+    knn_majority_predict_many,
     knn_weighted_predict,
     linear_probe_predict,
 )
@@ -79,11 +80,19 @@ def test_knn_many_equal_distances_match_stable_sort_reference():
     labels = rng.integers(0, 5, size=300)
     queries = rng.integers(-2, 3, size=(100, 3)).astype(np.float64)
     d2 = ((queries[:, None, :] - train[None, :, :]) ** 2).sum(-1)
-    for k in (1, 4, 10, 25):
+    ks = (1, 4, 10, 25)
+    together = knn_majority_predict_many(train, labels, queries, ks, chunk_size=17)
+    ordered = np.sort(d2, axis=1)
+    for k in ks:
+        # Both kinds of rows occur: the k-th distance shared with the (k+1)-th (the exact tie rule
+        # decides) and not (the topk indices vote).
+        tied = ordered[:, k - 1] == ordered[:, k]
+        assert 0 < tied.sum() < len(queries)
         order = np.argsort(d2, axis=1, kind="stable")[:, :k]
         expected = [int(np.argmax(np.bincount(labels[row], minlength=5))) for row in order]
         got = knn_majority_predict(train, labels, queries, k=k, chunk_size=17)
         assert got.tolist() == expected
+        assert together[k].tolist() == expected
 
 
 def test_knn_k_capped_at_train_size():

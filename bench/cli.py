@@ -106,13 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         "throughput",
         help="time training steps of methods side by side (interleaved) against a bare PyTorch loop",
         description="Time each method's training step, a bare PyTorch SimCLR loop and optionally lightly's per-image "
-        "data path, interleaved over repeats; print images/s and ratios, write one throughput record.",
+        "data path, interleaved step by step, and constant a second time (the A/A control: the measurement's noise); "
+        "print images/s and ratios with 95 % intervals, write one throughput record.",
     )
     speed.add_argument("--methods", default=None, help="comma-separated (default: all registered; constant is always added)")
     speed.add_argument("--dataset", default=DEFAULT_DATASET, help=f"an in-memory dataset (default: {DEFAULT_DATASET})")
     speed.add_argument("--preset", default=None, help="training preset whose backbone and batch size are used (default: the dataset's)")
-    speed.add_argument("--steps", type=int, default=20, help="timed steps per variant and repeat (default 20)")
-    speed.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default 5)")
+    speed.add_argument("--steps", type=int, default=20, help="timed steps per variant and repeat, interleaved step by "
+                       "step with the other variants (default 20)")
+    speed.add_argument("--repeats", type=int, default=10, help="repeats; each gives one ratio per variant, summarised by "
+                       "the median and its 95 %% interval, which needs >= 6 (default 10)")
     speed.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first (default 5)")
     speed.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
     speed.add_argument("--data-path", default="device", help="device (batched on-device augmentation), lightly (per-image "

@@ -5,8 +5,8 @@ as a band), ``groups`` (many / medium / few accuracy of the main metric, bars wi
 repeats), ``per_class`` (per-class accuracy against training-set class size, log x; floors dashed),
 ``throughput`` (images per second relative to ``constant``, one panel per hardware, never mixed) and
 ``training`` (loss per epoch; kNN accuracy too where a history logs it). A ``bench throughput``
-table gets ``benchmark`` instead: each variant's median ratio to ``constant`` with its min-max over
-repeats, one panel per hardware (the latest record of each). A figure whose data are
+table gets ``benchmark`` instead: each variant's median ratio to ``constant`` with its 95 % interval
+over repeats, methods and reference paths apart, one row per hardware (the latest record of each). A figure whose data are
 absent (no method logs tau, no ``constant`` on any hardware) is not drawn and not linked.
 
 How ``--check`` stays robust: PNG bytes depend on the matplotlib, freetype and zlib versions, so
@@ -47,9 +47,9 @@ from bench.leaderboard import (
     repeat_means,
 )
 from bench.records import atomic_write
-from bench.throughput import benchmark_records, latest_per_hardware
+from bench.throughput import CONTROL, COST_TOLERANCE, benchmark_records, latest_per_hardware, median_interval
 
-FIGURE_FORMAT = 1  # bump when the drawing (not the data) changes
+FIGURE_FORMAT = 2  # bump when the drawing (not the data) changes
 DIGEST_KEY = "bench-figure-digest"
 FORMAT_KEY = "bench-figure-format"
 DECIMALS = 6
@@ -201,15 +201,27 @@ def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def benchmark_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     """``bench throughput`` records, per hardware the latest: every variant's median ratio to
-    ``constant`` over repeats, with its min-max (ratios taken pair by pair within a repeat)."""
+    ``constant`` over repeats with its 95 % interval (:func:`bench.throughput.median_interval`; None
+    with too few repeats), methods apart from the reference paths (bare loop, per-image data)."""
     out = {}
     for hardware, record in latest_per_hardware(benchmark_records(records)).items():
-        ratios = {label: entry["ratio_to_constant"] for label, entry in record["throughput"]["variants"].items()
-                  if entry.get("ratio_to_constant")}
-        if ratios:
-            out[hardware] = {"variants": list(ratios), "median": [r["median"] for r in ratios.values()],
-                             "low": [r["min"] for r in ratios.values()], "high": [r["max"] for r in ratios.values()]}
-    return {"hardware": out} if out else {}
+        panel: dict[str, Any] = {group: {"variants": [], "median": [], "low": [], "high": []} for group in ("methods", "references")}
+        variants = record["throughput"]["variants"]
+        # The A/A control first (the noise every other ratio is read against), then by name.
+        for label in sorted(variants, key=lambda v: (v != CONTROL, v)):
+            entry = variants[label]
+            ratio = entry.get("ratio_to_constant")
+            if not ratio or label == BASELINE:
+                continue
+            interval = median_interval(ratio["per_repeat"])
+            group = panel["methods" if entry.get("data_path") == "device" else "references"]
+            group["variants"].append(label)
+            group["median"].append(ratio["median"])
+            group["low"].append(interval[0] if interval else None)
+            group["high"].append(interval[1] if interval else None)
+        if panel["methods"]["variants"] or panel["references"]["variants"]:
+            out[hardware] = panel
+    return {"hardware": out, "tolerance": COST_TOLERANCE} if out else {}
 
 
 def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[FigureSpec]:
@@ -286,34 +298,48 @@ def _draw_per_class(fig: MplFigure, data: dict[str, Any]) -> None:
     _legend(ax)
 
 
-def _ratio_panels(fig: MplFigure, panels: dict[str, Any], labels: str, ylabel: str, title: str) -> None:
-    """One bar panel per hardware: ``entry[labels]`` against the ratio (``ratio``, or ``median`` with
-    ``low`` / ``high`` as error bars), a line at 1 (= constant)."""
+def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
+    """One bar panel per hardware: each method's mean images/s over constant's, a line at 1."""
+    panels = data["hardware"]
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (hardware, entry) in zip(axes, panels.items()):
-        names = entry[labels]
+        names = entry["methods"]
         colours = _colours(names)
-        if "median" in entry:
-            values = entry["median"]
-            errors = [[m - lo for m, lo in zip(values, entry["low"])], [hi - m for m, hi in zip(values, entry["high"])]]
-        else:
-            values, errors = entry["ratio"], None
-        ax.bar(names, values, yerr=errors, capsize=3 if errors else 0, color=[colours[n] for n in names])
+        ax.bar(names, entry["ratio"], color=[colours[n] for n in names])
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_title(hardware, fontsize="small")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(f"images/s relative to {BASELINE}")
         ax.tick_params(axis="x", labelrotation=30, labelsize="small")
-    fig.suptitle(title)
-
-
-def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
-    _ratio_panels(fig, data["hardware"], "methods", f"images/s relative to {BASELINE}",
-                  "Throughput relative to constant, per hardware (never compared across hardware)")
+    fig.suptitle("Throughput of the runs relative to constant, per hardware (separate runs, not interleaved)")
 
 
 def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
-    _ratio_panels(fig, data["hardware"], "variants", f"images/s relative to {BASELINE} (median, min-max)",
-                  "bench throughput: variants interleaved, ratio to constant per repeat")
+    """Per hardware a row of two panels, methods (with the A/A control) and the reference paths, each
+    on its own scale: a dot per variant at its median ratio to constant, its 95 % interval as a bar,
+    and in the methods' panel the band of "no added cost" (1 +- tolerance)."""
+    rows = data["hardware"]
+    axes = fig.subplots(len(rows), 2, squeeze=False, width_ratios=(2, 1))
+    tolerance = data["tolerance"]
+    for (hardware, panel), row in zip(rows.items(), axes):
+        for ax, group, title in ((row[0], "methods", f"{hardware}: methods (band: {BASELINE} ±{100 * tolerance:g} %)"),
+                                 (row[1], "references", "reference paths")):
+            entry = panel[group]
+            names = entry["variants"]
+            y = np.arange(len(names))[::-1]
+            for yi, name, median, low, high in zip(y, names, entry["median"], entry["low"], entry["high"]):
+                if low is not None:
+                    ax.plot([low, high], [yi, yi], color="C0", linewidth=2.5, solid_capstyle="butt")
+                ax.plot([median], [yi], "o", color="black", markersize=4)
+            ax.axvline(1.0, color="grey", linewidth=0.8)
+            if group == "methods":
+                ax.axvspan(1 - tolerance, 1 + tolerance, color="C2", alpha=0.15, linewidth=0)
+            ax.set_yticks(y, names, fontsize="small")
+            ax.set_title(title, fontsize="small")
+            ax.set_xlabel(f"images/s ÷ {BASELINE}'s" + (" (median, 95 % interval)" if group == "methods" else ""),
+                          fontsize="small")
+            if not names:
+                ax.set_axis_off()
+    fig.suptitle("bench throughput: each variant against constant, interleaved step by step")
 
 
 def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:

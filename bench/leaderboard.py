@@ -271,7 +271,9 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
             parts.append(tabulate(differences, headers="keys", tablefmt="github", showindex=False))
         speed = throughput_table(part)
         if not speed.empty:
-            parts.append("\nThroughput (steady state, source images per second; ratios only within one hardware):\n")
+            parts.append("\nThroughput of these runs (steady state, source images per second; ratios only within one "
+                         "hardware; the runs ran one after another, so machine load differs between them: the "
+                         "controlled comparison is the interleaved `bench throughput` section):\n")
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
         if section_extras is not None:
             parts.extend(section_extras(protocol_id, [r for r in successful(records) if _protocol_id(r) == protocol_id]))

@@ -14,7 +14,13 @@ Per table (dataset and protocol), ranked by the table's main metric (kNN@10 wher
 * whether every trained method beat every floor (``floor:*`` records) beyond the noise, naming those
   that did not.
 
-Only records of kind ``run`` are ranked; ``floor`` records are the floors; other kinds are ignored.
+Only records of kind ``run`` are ranked; ``floor`` records are the floors. Then the cost, from the
+latest ``bench throughput`` record of each dataset and hardware (interleaved, so its ratios are the
+controlled comparison; the runs' own throughput is not): each method's images/s over ``constant``'s,
+the median over repeats with its 95 % interval, grouped by :func:`bench.throughput.cost_category`
+(within 2 % of ``constant``, slower, faster, not resolved), the A/A control that shows the
+measurement's noise, a plain sentence on the paper's "no added cost" claim for ``cosine_tau``, and
+the suite's loop against the bare one and the batched augmentation against lightly's per-image path.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import throughput
 from bench.leaderboard import (
     ACCURACY_KINDS,
     BASELINE,
@@ -38,6 +45,7 @@ from bench.leaderboard import (
 
 SCHEDULE = "cosine_tau"  # the method whose claim the summary checks against BASELINE
 CLAIM = "the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023)"
+COST_CLAIM = "the cosine schedule adds no compute cost (Kukleva et al., ICLR 2023)"
 
 
 def _numbers(result: dict[str, Any]) -> str:
@@ -140,6 +148,62 @@ def floor_sentence(frame: pd.DataFrame, metric: str) -> str:
     return f"Floors: **not every method beat the floors** on {label} beyond the noise: " + "; ".join(misses) + "."
 
 
+def _ratio(entry: dict[str, Any]) -> str:
+    return throughput.ratio_text(entry["ratio_to_constant"])
+
+
+def cost_lines(record: dict[str, Any]) -> list[str]:
+    """The summary's bullets for one ``bench throughput`` record."""
+    variants = record["throughput"]["variants"]
+    methods = {label: entry for label, entry in variants.items()
+               if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE}
+    lines = []
+    control = methods.pop(throughput.CONTROL, None)
+    if control:
+        lines.append(f"A/A control ({BASELINE} built and timed twice): {_ratio(control)}: the measurement's own "
+                     "noise, against which every ratio below is read.")
+    schedule = methods.pop(SCHEDULE, None)
+    if schedule:
+        category = throughput.cost_category(schedule["ratio_to_constant"]["per_repeat"])
+        claim = {"within": f"these measurements support the claim that {COST_CLAIM}, to within 2 %",
+                 "slower": f"**these measurements do not support the claim that {COST_CLAIM}**",
+                 "faster": f"{SCHEDULE} is even faster than {BASELINE} here",
+                 }.get(category, f"this measurement does not decide the claim that {COST_CLAIM} (more repeats needed)")
+        lines.append(f"{SCHEDULE}: {_ratio(schedule)}, "
+                     f"{throughput.cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
+    groups: dict[str, list[str]] = {}
+    for label in sorted(methods):
+        entry = methods[label]
+        groups.setdefault(throughput.cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(
+            f"{label} {_ratio(entry)}")
+    headings = {"within": f"Within 2 % of {BASELINE}", "slower": f"Slower than {BASELINE} beyond 2 %",
+                "faster": f"Faster than {BASELINE} beyond 2 %", "unresolved": "Not resolved to 2 %",
+                "untestable": "Too few repeats for an interval"}
+    lines += [f"{headings[kind]}: {', '.join(groups[kind])}." for kind in headings if kind in groups]
+    references = throughput.reference_lines(record["throughput"], ("suite_over_bare", "fast_over_per_image"))
+    if references:
+        lines.append("Reference paths: " + "; ".join(references) + ".")
+    return lines
+
+
+def cost_markdown(records: list[dict[str, Any]]) -> list[str]:
+    """The cost part of the summary: per dataset and hardware, the latest ``bench throughput`` record."""
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for record in throughput.benchmark_records(records):
+        by_dataset.setdefault(record["dataset"], []).append(record)
+    lines = []
+    for dataset, group in sorted(by_dataset.items()):
+        for hardware, record in throughput.latest_per_hardware(group).items():
+            config = record["config"]
+            interleaving = "step by step" if config.get("interleaving") == "step" else f"in blocks of {config['steps']} steps"
+            lines.append(f"**Cost: `bench throughput` on {dataset}, {hardware}** ({record.get('finished_at', '?')[:10]}; "
+                         f"{config['repeats']} repeats x {config['steps']} steps, interleaved {interleaving}; images/s "
+                         f"over {BASELINE}'s, median over repeats [95 % interval])\n")
+            lines += [f"- {line}" for line in cost_lines(record)]
+            lines.append("")
+    return lines
+
+
 def summary_markdown(records: list[dict[str, Any]]) -> str:
     """The ``## Summary`` section: one bullet list per table, in the leaderboard's table order."""
     frame = records_frame(records)
@@ -162,4 +226,5 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
         lines.append(f"- {schedule_sentence(part, metric)}")
         lines += [f"- {sentence}" for sentence in combination_sentences(part, metric)]
         lines.append(f"- {floor_sentence(part, metric)}\n")
+    lines += cost_markdown(records)
     return "\n".join(lines)

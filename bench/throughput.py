@@ -1,8 +1,14 @@
 """``python -m bench throughput``: training speed of methods measured side by side, interleaved.
 
-Every variant is timed for ``steps`` training steps per repeat, and the repeats interleave the
-variants (repeat 1: A, B, C; repeat 2: B, C, A; ...), so a change in machine load hits all of them
-alike and the per-repeat ratios stay meaningful on a shared machine. Variants:
+Every variant is timed for ``steps`` training steps per repeat, interleaved step by step: a repeat
+is ``steps`` rounds of one step of every variant, and the order rotates every round (A B C, B C A,
+C A B, ...), so no variant always runs first or after the same neighbour. Neighbouring steps of
+different variants are milliseconds apart, so a change in machine load (another process, the
+hypervisor) hits all of them alike: on a 2-core VM, per-repeat ratios of blocks of 10-50 steps
+varied by 5-8 %, per-step interleaving brings the same ratios within about 1 %. A ratio is taken
+within each repeat and summarised by its median over the repeats with a distribution-free 95 %
+confidence interval of that median (order statistics, ``scipy.stats.quantile_test``; at least 6
+repeats). Variants:
 
 - each method, built exactly as a run builds it (:func:`bench.runner.build_method`), with the
   trainer's optimiser, learning-rate schedule and step body (:func:`bench.trainer.train_step`) on the
@@ -11,13 +17,16 @@ alike and the per-repeat ratios stay meaningful on a shared machine. Variants:
   augmentation, ``lightly.loss.NTXentLoss(temperature=0.2)`` and a plain ``torch.optim.SGD`` loop --
   nothing of the suite (no hooks, no schedule, no temperature strategy). ``constant / bare`` is the
   suite's overhead;
+- ``constant (A/A)``: ``constant`` built and timed a second time, always. Its ratio to ``constant`` is
+  the measurement's own noise: a method's ratio means something only where it differs beyond it;
 - ``constant@per-image`` (``--data-path lightly|both``): ``constant`` fed by a DataLoader that applies
   lightly's per-image ``SimCLRTransform`` to the same uint8 images (PIL), the path file datasets take.
   ``constant / constant@per-image`` is what the batched fast path buys.
 
-Defaults: every registered method, ``digits_lt`` with its default preset, 20 steps, 5 repeats,
-5 warm-up steps per variant, data path ``device``, 0 DataLoader workers for the per-image path (in
-the timed process: workers would keep prefetching into the next variant's block), seed 0.
+Defaults: every registered method, ``digits_lt`` with its default preset, 20 steps, 10 repeats,
+5 warm-up steps per variant (methods: at least one epoch and a step, so that every epoch hook has
+run and BCL's strengths are live), data path ``device``, 0 DataLoader workers for the per-image path (in
+the timed process: workers would keep prefetching during the other variants' steps), seed 0.
 
 The record (kind ``throughput``, one JSON file in the results directory) holds, besides the usual
 ``schema_version`` / ``kind`` / ``method`` (``"throughput"``) / ``dataset`` / ``seed`` / ``config`` /
@@ -38,8 +47,10 @@ The record (kind ``throughput``, one JSON file in the results directory) holds, 
       "fast_over_per_image": {...} | null,                  # constant / constant@per-image
       "process_peak_memory": {"bytes", "kind"}}              # CPU: the process's peak RSS, all variants
 
-A ratio is taken pair by pair within a repeat and then summarised (median, min, max over repeats).
-Records from different hardware are never compared (:func:`throughput_section`).
+``config.interleaving`` is ``"step"``; records without it (older ones) interleaved whole blocks of
+``steps`` steps. A ratio is taken pair by pair within a repeat and then summarised (median, min, max
+over repeats; the report derives the confidence interval from ``per_repeat``). Records from
+different hardware are never compared (:func:`throughput_section`).
 """
 
 from __future__ import annotations
@@ -54,22 +65,27 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from scipy import stats
 from tabulate import tabulate
 
-from bench.augment import BatchedSimCLRAugment, lightly_transform
+from bench.augment import BatchedSimCLRAugment
 from bench.config import RunConfig
-from bench.data import DeviceBatches
+from bench.data import BatchSource, DeviceBatches, LoaderBatches
 from bench.environment import environment
 from bench.errors import UserError
 from bench.records import SCHEMA_VERSION, utc_now, write_record
-from bench.trainer import lr_schedule, make_optimizer, peak_memory, train_step
+from bench.trainer import hand_sample_strength, lr_schedule, make_optimizer, peak_memory, train_step
 from methods.temperature import TrainingProgress
 
 BASELINE = "constant"
 BARE = "bare"
+CONTROL = f"{BASELINE} (A/A)"
 PER_IMAGE_SUFFIX = "@per-image"
 DATA_PATHS = ("device", "lightly", "both")
+#: Confidence of the interval around a median ratio.
+CONFIDENCE = 0.95
+#: What "no added cost" tolerates: a ratio to ``constant`` whose interval lies within 1 +- 2 %.
+COST_TOLERANCE = 0.02
 
 
 def _sync(device: torch.device) -> None:
@@ -83,23 +99,21 @@ def forever(epochs: Callable[[], Iterator]) -> Iterator:
         yield from epochs()
 
 
-class ArrayImages(Dataset):
-    """uint8 images (N, H, W[, C]) as PIL images through a per-image two-view transform, like files."""
+class ArrayImageFiles:
+    """In-memory uint8 images (N, H, W[, C]) posing as image files (``len``, ``open(i)`` -> RGB PIL),
+    so the per-image variant reads them through the trainer's file path (:class:`bench.data.LoaderBatches`)."""
 
-    def __init__(self, images: np.ndarray, transform) -> None:
+    def __init__(self, images: np.ndarray) -> None:
         self.images = images
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int):
+    def open(self, index: int):
         from PIL import Image
 
         array = self.images[index]
-        image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
-        view0, view1 = self.transform(image.convert("RGB"))
-        return view0, view1, index
+        return Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array).convert("RGB")
 
 
 @dataclass
@@ -111,6 +125,10 @@ class Variant:
     data_path: str
     batches: Iterator
     step: Callable[[Any], torch.Tensor]
+    #: Steps before the variant is in its steady state, run before timing whatever ``--warmup`` says:
+    #: one epoch and a step for a method, so every epoch hook has run once (BCL's strengths are 0,
+    #: no RandAugment at all, until its first epoch has given every sample a loss).
+    settle_steps: int = 0
 
     def run(self, steps: int, device: torch.device) -> tuple[float, float, float]:
         """Time ``steps`` steps; returns (seconds waiting for data, seconds computing, CPU seconds of
@@ -133,8 +151,11 @@ class Variant:
 
 
 def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, per_image: bool,
-                  num_workers: int) -> Variant:
-    """``config.method`` as a run trains it: the runner's construction, the trainer's step."""
+                  num_workers: int, label: Optional[str] = None) -> Variant:
+    """``config.method`` as a run trains it: the runner's construction, the trainer's batch sources,
+    epoch-start work and step. ``per_image``: lightly's per-image transform in a DataLoader (the file
+    datasets' path) instead of the batched on-device augmentation. ``label`` names the variant
+    (default: the method's label, with ``@per-image`` on that path)."""
     from bench.runner import build_method, run_augmentation
 
     method = build_method(config, num_train_samples=len(images))
@@ -143,42 +164,35 @@ def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, p
     method.train()
     optimizer = make_optimizer(method, config)
     spec = run_augmentation(config)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
     if per_image:
-        batches = forever(lambda: per_image_batches(images, spec, config, device, num_workers))
-        steps_per_epoch = len(images) // config.batch_size
+        source: BatchSource = LoaderBatches(ArrayImageFiles(images), spec, config.batch_size, device, config.seed, num_workers)
     else:
-        source = DeviceBatches(images, spec, config.batch_size, device, generator)
-        batches = forever(source.epoch)
-        steps_per_epoch = source.steps_per_epoch()
+        source = DeviceBatches(images, spec, config.batch_size, device, torch.Generator(device=device).manual_seed(config.seed))
+    steps_per_epoch = source.steps_per_epoch()
     lr_at = lr_schedule(config, steps_per_epoch)
     counter = {"step": 0}
 
-    def step(batch) -> torch.Tensor:
-        # Progress walks through the run's schedule as training would (a scheduled tau moves).
+    def progress() -> TrainingProgress:
+        # Walks through the run's schedule as training would (a scheduled tau moves).
         n = counter["step"]
-        progress = TrainingProgress(n // steps_per_epoch, n, steps_per_epoch, config.epochs, config.temperature_period)
+        return TrainingProgress(n // steps_per_epoch, n, steps_per_epoch, config.epochs, config.temperature_period)
+
+    def epoch() -> Iterator:
+        # The trainer's work before an epoch's first batch, timed as that step's data time: the
+        # method's hook (SDCLR re-prunes) and the per-sample strengths (BCL's RandAugment).
+        method.on_epoch_start(progress())
+        hand_sample_strength(method, source)
+        return source.epoch()
+
+    def step(batch) -> torch.Tensor:
+        n = counter["step"]
+        loss = train_step(method, optimizer, batch, progress(), lr_at(n % (steps_per_epoch * config.epochs)), is_cuda)
         counter["step"] = n + 1
-        return train_step(method, optimizer, batch, progress, lr_at(n % (steps_per_epoch * config.epochs)), is_cuda)
+        return loss
 
-    label = config.method_label + (PER_IMAGE_SUFFIX if per_image else "")
-    return Variant(label, config.method_label, "per-image" if per_image else "device", batches, step)
-
-
-_LOADERS: dict[int, DataLoader] = {}
-
-
-def per_image_batches(images: np.ndarray, spec, config: RunConfig, device: torch.device, num_workers: int) -> Iterator:
-    """One epoch of lightly's per-image path over in-memory images (the loader is built once)."""
-    key = id(images)
-    if key not in _LOADERS:
-        _LOADERS[key] = DataLoader(
-            ArrayImages(images, lightly_transform(spec)), batch_size=config.batch_size, shuffle=True, drop_last=True,
-            num_workers=num_workers, generator=torch.Generator().manual_seed(config.seed),
-            pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
-        )
-    for view0, view1, indices in _LOADERS[key]:
-        yield view0.to(device, non_blocking=True), view1.to(device, non_blocking=True), indices.to(device)
+    label = label or config.method_label + (PER_IMAGE_SUFFIX if per_image else "")
+    return Variant(label, config.method_label, "per-image" if per_image else "device", forever(epoch), step,
+                   settle_steps=steps_per_epoch + 1)
 
 
 def bare_step(config: RunConfig, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -237,31 +251,79 @@ def summarise(values: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "per_repeat": values}
 
 
+def median_interval(values: list[float], confidence: float = CONFIDENCE) -> Optional[tuple[float, float]]:
+    """A distribution-free confidence interval of the median of ``values``: the order statistics
+    that ``scipy.stats.quantile_test`` gives (no assumption on the shape of the noise, which on a
+    shared machine is skewed). None when there are too few values (fewer than 6 at 95 %)."""
+    if len(values) < 2:
+        return None
+    data = np.asarray(values, dtype=float)
+    interval = stats.quantile_test(data, q=float(np.median(data)), p=0.5).confidence_interval(confidence)
+    if not (np.isfinite(interval.low) and np.isfinite(interval.high)):
+        return None
+    return float(interval.low), float(interval.high)
+
+
+def cost_category(ratios: list[float], tolerance: float = COST_TOLERANCE) -> str:
+    """Where the 95 % interval of the median ratio to ``constant`` lies against 1 +- ``tolerance``:
+    ``within``, ``slower`` or ``faster`` (beyond the tolerance), ``unresolved`` (the interval crosses
+    a bound) or ``untestable`` (too few repeats for an interval)."""
+    interval = median_interval(ratios)
+    if interval is None:
+        return "untestable"
+    low, high = interval
+    if 1 - tolerance <= low and high <= 1 + tolerance:
+        return "within"
+    if high < 1 - tolerance:
+        return "slower"
+    if low > 1 + tolerance:
+        return "faster"
+    return "unresolved"
+
+
+def cost_verdict(ratios: list[float], tolerance: float = COST_TOLERANCE) -> str:
+    """:func:`cost_category` in words, with the size of the difference where it is beyond the tolerance."""
+    median = statistics.median(ratios)
+    percent = f"{100 * tolerance:g} %"
+    return {
+        "within": f"within {percent} of {BASELINE}",
+        "slower": f"slower than {BASELINE} by {100 * (1 - median):.0f} %",
+        "faster": f"faster than {BASELINE} by {100 * (median - 1):.0f} %",
+        "unresolved": f"not resolved to {percent} by this measurement",
+        "untestable": f"too few repeats for a {100 * CONFIDENCE:.0f} % interval",
+    }[cost_category(ratios, tolerance)]
+
+
 def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batch_size: int,
             device: torch.device, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Warm every variant up, then time ``steps`` steps of each, interleaved, ``repeats`` times."""
+    """Warm every variant up, then ``repeats`` times ``steps`` rounds of one step of each variant,
+    the order rotating every round; per repeat, each variant's images/s over its ``steps`` steps."""
     for variant in variants:
-        if warmup:
-            variant.run(warmup, device)
+        if max(warmup, variant.settle_steps):
+            variant.run(max(warmup, variant.settle_steps), device)
     speeds: dict[str, list[float]] = {v.label: [] for v in variants}
     cpu_speeds: dict[str, list[float]] = {v.label: [] for v in variants}
     split = {v.label: [0.0, 0.0] for v in variants}
     memory: dict[str, Optional[dict]] = {v.label: None for v in variants}
     for repeat in range(repeats):
-        # Rotate the order each repeat: no variant always runs first, or always after the same one.
-        shift = repeat % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            data_s, compute_s, cpu_s = variant.run(steps, device)
-            speeds[variant.label].append(steps * batch_size / (data_s + compute_s))
-            cpu_speeds[variant.label].append(steps * batch_size / cpu_s)
-            split[variant.label][0] += data_s
-            split[variant.label][1] += compute_s
-            if device.type == "cuda":
-                peak = int(torch.cuda.max_memory_allocated(device))
-                previous = memory[variant.label]["bytes"] if memory[variant.label] else 0
-                memory[variant.label] = {"bytes": max(peak, previous), "kind": "cuda max_memory_allocated"}
+        seconds = {v.label: [0.0, 0.0, 0.0] for v in variants}  # data, compute, CPU
+        for round_index in range(steps):
+            # Rotate every round: no variant always runs first, or always after the same one.
+            shift = (repeat * steps + round_index) % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                for i, value in enumerate(variant.run(1, device)):
+                    seconds[variant.label][i] += value
+                if device.type == "cuda":
+                    peak = int(torch.cuda.max_memory_allocated(device))
+                    previous = memory[variant.label]["bytes"] if memory[variant.label] else 0
+                    memory[variant.label] = {"bytes": max(peak, previous), "kind": "cuda max_memory_allocated"}
+        for label, (data_s, compute_s, cpu_s) in seconds.items():
+            speeds[label].append(steps * batch_size / (data_s + compute_s))
+            cpu_speeds[label].append(steps * batch_size / cpu_s)
+            split[label][0] += data_s
+            split[label][1] += compute_s
         log(f"  repeat {repeat + 1}/{repeats}: " + ", ".join(f"{label} {s[-1]:.0f}" for label, s in speeds.items()) + " images/s")
     base = speeds.get(BASELINE)
 
@@ -301,32 +363,48 @@ def _range(summary: Optional[dict[str, Any]], digits: int = 3) -> str:
     return f"{summary['median']:.{digits}f} [{summary['min']:.{digits}f}–{summary['max']:.{digits}f}]"
 
 
+def ratio_text(summary: Optional[dict[str, Any]], digits: int = 3) -> str:
+    """``median [low–high]``: a ratio's median over repeats and its 95 % interval (from ``per_repeat``)."""
+    if not summary:
+        return "-"
+    interval = median_interval(summary["per_repeat"])
+    bounds = f"{interval[0]:.{digits}f}–{interval[1]:.{digits}f}" if interval else "too few repeats"
+    return f"{summary['median']:.{digits}f} [{bounds}]"
+
+
 def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
     """Rows of the throughput table: one per variant."""
     rows = []
     for label, entry in result["variants"].items():
         memory = entry.get("peak_memory")
+        ratio = entry.get("ratio_to_constant")
         rows.append({
             "Variant": label,
             "images/s median [min–max]": _range(entry["images_per_s"], 0),
-            f"÷ {BASELINE} median [min–max]": _range(entry.get("ratio_to_constant")),
-            f"÷ {BASELINE}, CPU time": _range(entry.get("cpu_ratio_to_constant")),
+            f"÷ {BASELINE} median [95 % CI]": ratio_text(ratio),
+            f"÷ {BASELINE}, CPU time": ratio_text(entry.get("cpu_ratio_to_constant")),
+            "cost": cost_verdict(ratio["per_repeat"]) if ratio and label != BASELINE else "-",
             "data %": f"{100 * entry['data_fraction']:.0f}",
             "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
         })
     return rows
 
 
+#: The record's reference ratios, and what each one says.
+REFERENCE_RATIOS = {
+    "suite_over_bare": f"{BASELINE} / {BARE} (suite overhead; 1 = none)",
+    "suite_over_bare_cpu": f"{BASELINE} / {BARE} by this process's CPU time (steadier on a shared CPU)",
+    "fast_over_per_image": f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image)",
+}
+
+
+def reference_lines(result: dict[str, Any], keys: tuple[str, ...] = tuple(REFERENCE_RATIOS)) -> list[str]:
+    """``what: median [interval]`` for each reference ratio of ``keys`` that the record has."""
+    return [f"{REFERENCE_RATIOS[key]}: {ratio_text(result[key])}" for key in keys if result.get(key)]
+
+
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    lines = []
-    if result.get("suite_over_bare"):
-        lines.append(f"{BASELINE} / {BARE} (suite overhead; 1 = none): {_range(result['suite_over_bare'])}")
-    if result.get("suite_over_bare_cpu"):
-        lines.append(f"{BASELINE} / {BARE} by this process's CPU time (steadier on a shared CPU): "
-                     f"{_range(result['suite_over_bare_cpu'])}")
-    if result.get("fast_over_per_image"):
-        lines.append(f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image): "
-                     f"{_range(result['fast_over_per_image'])}")
+    lines = reference_lines(result)
     memory = result.get("process_peak_memory")
     if memory:
         lines.append(f"peak memory: {memory['bytes'] / 2**20:.0f} MiB ({memory['kind']})")
@@ -369,13 +447,16 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
         variants += [suite_variant(c, data.train_images, torch_device, False, workers) for c in configs.values()]
     if data_path == "lightly":
         variants += [suite_variant(c, data.train_images, torch_device, True, workers) for c in configs.values()]
+    if data_path in ("device", "both"):
+        variants.append(suite_variant(configs[BASELINE], data.train_images, torch_device, False, workers, label=CONTROL))
     if data_path == "both":
         variants.append(suite_variant(configs[BASELINE], data.train_images, torch_device, True, workers))
     variants.append(bare_variant(configs[BASELINE], data.train_images, torch_device))
 
     base = configs[BASELINE]
     log(f"{dataset}: {len(data.train_labels)} training images, {base.backbone}, batch {base.batch_size}, device "
-        f"{torch_device}; {repeats} repeats x {steps} steps per variant, interleaved, after {warmup} warm-up steps")
+        f"{torch_device}; {repeats} repeats x {steps} steps per variant, interleaved step by step, after {warmup} "
+        "warm-up steps")
     started = utc_now()
     result = measure(variants, steps, repeats, warmup, base.batch_size, torch_device, log)
     log("")
@@ -393,7 +474,7 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
         # Leaderboard tables key on "protocol"; this one matches no accuracy table.
         "protocol": {"kind": "throughput", "dataset": dataset},
         "config": {"methods": methods, "preset": base.preset, "backbone": base.backbone, "batch_size": base.batch_size,
-                   "steps": steps, "repeats": repeats, "warmup": warmup, "data_path": data_path,
+                   "steps": steps, "repeats": repeats, "warmup": warmup, "interleaving": "step", "data_path": data_path,
                    "num_workers": workers if data_path != "device" else None, "device": str(torch_device),
                    "augmentation": base.augmentation},
         "metrics": {},
@@ -431,12 +512,29 @@ def latest_per_hardware(records: list[dict[str, Any]]) -> dict[str, dict[str, An
     return dict(sorted(latest.items()))
 
 
+def _record_markdown(record: dict[str, Any], heading: str) -> list[str]:
+    """One ``bench throughput`` record: its heading, command and settings, table and summary lines."""
+    config = record["config"]
+    interleaving = ("interleaved step by step" if config.get("interleaving") == "step"
+                    else f"interleaved in blocks of {config['steps']} steps")
+    parts = [f"\n{heading} {record['dataset']} on {_hardware(record)}, {record.get('finished_at', '?')}\n",
+             f"`{record.get('command', '?')}`: {config['backbone']}, batch {config['batch_size']}, "
+             f"{config['repeats']} repeats x {config['steps']} steps, {interleaving}.\n",
+             tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"), ""]
+    parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))
+    return parts
+
+
+def _hardware(record: dict[str, Any]) -> str:
+    return record.get("environment", {}).get("hardware", "unknown")
+
+
 def throughput_section(records: list[dict[str, Any]],
                        extras: Optional[Callable[[str, list[dict[str, Any]]], list[str]]] = None) -> str:
-    """Markdown for the ``throughput`` records: per dataset, one table per record (ratios are only
-    taken within a record, so never across hardware), then ``extras(table key, the dataset's
-    records)`` (the report's provenance and figure: the latest record per hardware); empty when
-    there are none."""
+    """Markdown for the ``throughput`` records: per dataset and hardware the latest record in full,
+    older ones folded away below it (ratios are only taken within a record, so never across
+    hardware), then ``extras(table key, the dataset's records)`` (the report's provenance and
+    figure); empty when there are none."""
     from bench.leaderboard import protocol_id  # the leaderboard imports this module
 
     by_dataset: dict[str, list[dict[str, Any]]] = {}
@@ -445,19 +543,18 @@ def throughput_section(records: list[dict[str, Any]],
     if not by_dataset:
         return ""
     parts = ["\n## Throughput (`python -m bench throughput`: variants interleaved, ratios per repeat)\n"]
-    def hardware_of(record: dict[str, Any]) -> str:
-        return record.get("environment", {}).get("hardware", "unknown")
-
     for dataset, group in sorted(by_dataset.items()):
-        # Every record, oldest first: each is one interleaved measurement (its ratios are its own).
-        for record in sorted(group, key=lambda r: (hardware_of(r), r.get("finished_at", ""))):
-            config = record["config"]
-            parts.append(f"\n### {dataset} on {hardware_of(record)}, {record.get('finished_at', '?')}\n")
-            parts.append(f"`{record.get('command', '?')}`: {config['backbone']}, batch {config['batch_size']}, "
-                         f"{config['repeats']} repeats x {config['steps']} steps.\n")
-            parts.append(tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"))
-            parts.append("")
-            parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))
+        by_hardware: dict[str, list[dict[str, Any]]] = {}
+        for record in sorted(group, key=lambda r: r.get("finished_at", "")):
+            by_hardware.setdefault(_hardware(record), []).append(record)
+        for hardware, measured in sorted(by_hardware.items()):
+            *older, latest = measured
+            parts.extend(_record_markdown(latest, "###"))
+            if older:
+                parts.append(f"\n<details><summary>Older measurements of {dataset} on {hardware} ({len(older)})</summary>\n")
+                for record in reversed(older):
+                    parts.extend(_record_markdown(record, "####"))
+                parts.append("\n</details>\n")
         if extras is not None:
             parts.extend(extras(protocol_id(group[0]), group))
     return "\n".join(parts) + "\n"

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from bench import distributed
 from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
 from bench.config import AugmentationSpec, RunConfig
-from bench.data import batch_source
+from bench.data import BatchSource, batch_source
 from bench.errors import UserError
 from datasets.imagefiles import ImageFiles
 from methods.base import ContrastiveMethod
@@ -103,6 +103,14 @@ def train_step(method: ContrastiveMethod, optimizer: torch.optim.Optimizer, batc
     optimizer.step()
     method.on_after_step(progress)
     return loss
+
+
+def hand_sample_strength(method: ContrastiveMethod, source: BatchSource) -> None:
+    """Before an epoch's first batch: the method's per-sample augmentation strengths (BCL), if it has
+    any, reach the batch source by dataset index."""
+    strength = method.augmentation_strength()
+    if strength is not None:
+        source.set_sample_strength(strength)
 
 
 def train(
@@ -191,10 +199,7 @@ def train(
         if not resuming_this_epoch:
             method.on_epoch_start(TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period))
             loss_sum = torch.zeros((), device=device)
-        # Per-sample augmentation strengths (BCL) reach the data by index, also after a resume.
-        strength = method.augmentation_strength()
-        if strength is not None:
-            source.set_sample_strength(strength)
+        hand_sample_strength(method, source)  # also after a resume
         epoch_start = time.perf_counter()
         first_batch = start_batch if resuming_this_epoch else 0
         batches = source.epoch(resume=resuming_this_epoch, skip=first_batch)

@@ -1,5 +1,11 @@
 """Where a run happened: package versions, device and processor, git commit. Stored in every record;
-the leaderboard compares throughput only between records with the same ``hardware`` string."""
+the leaderboard compares throughput only between records with the same ``hardware`` string.
+
+On CPU the string names the processor's family / model / stepping and the instruction set torch
+dispatches to (``torch.backends.cpu.get_cpu_capability()``): virtual machines often report only
+"AMD EPYC", and two such machines used here differed 2-2.6x in speed and, by their kernels' float
+rounding, in a run's metrics (digits_lt constant seed 0: kNN@10 92.4 on an AVX2 machine, 93.2 in the
+committed record from the other, for the same code)."""
 
 from __future__ import annotations
 
@@ -26,6 +32,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_identity() -> str:
+    """``family 23 model 1 stepping 2`` from /proc/cpuinfo, or "" where it does not say."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor's block is enough
+    except OSError:
+        return ""
+    return " ".join(f"{name.split()[-1]} {fields[name]}" for name in ("cpu family", "model", "stepping") if name in fields)
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use, e.g. ``AVX2`` or ``AVX512``."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -40,10 +70,12 @@ def git_commit() -> str | None:
 
 
 def hardware(device: torch.device) -> str:
-    """A short string naming what computed the run, e.g. ``cpu: AMD EPYC ... x2 threads``."""
+    """A short string naming what computed the run, e.g.
+    ``cpu: AMD EPYC (family 23 model 1 stepping 2, AVX2) x2 threads``."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {cpu_model()} x{torch.get_num_threads()} threads"
+    details = ", ".join(part for part in (cpu_identity(), cpu_capability()) if part)
+    return f"cpu: {cpu_model()} ({details}) x{torch.get_num_threads()} threads"
 
 
 def environment(device: torch.device) -> dict:
@@ -57,6 +89,7 @@ def environment(device: torch.device) -> dict:
         "hardware": hardware(device),
         "device": str(device),
         "cpu": cpu_model(),
+        "cpu_capability": cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

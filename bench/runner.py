@@ -36,7 +36,9 @@ FLOORS = ("floor:raw_pixels", "floor:random_init")
 
 #: What a record says about reproducibility (issue: determinism on CPU, known sources on CUDA).
 NONDETERMINISM = {
-    "cpu": "none known: the same command and seed give the same metrics (tested)",
+    "cpu": "none known on one kind of CPU: the same command and seed give the same metrics (tested); "
+    "another instruction set (environment.cpu_capability, e.g. AVX2 vs AVX512) or CPU model takes other "
+    "oneDNN/MKL kernels, whose float rounding makes training, and the metrics, differ slightly",
     "cuda": "cuDNN convolution algorithm choice and atomic-add reductions in backward passes and "
     "index/scatter ops make CUDA runs differ slightly between repetitions; bf16 autocast rounding "
     "differs from CPU float32",

@@ -80,6 +80,12 @@ class RunPlan:
         return Checkpointer(self.checkpoint_dir / name.replace("/", "-"), self.checkpoint_every)
 
 
+def _record_in(finished: Mapping, results_dir: Path) -> bool:
+    """Whether a finished marker's record exists and lies in ``results_dir``."""
+    record = Path(finished.get("record", ""))
+    return record.is_file() and record.resolve().parent == results_dir.resolve()
+
+
 def plan(
     methods: list[str],
     dataset: str,
@@ -367,9 +373,14 @@ def execute(
                 where = f"split {split}, seed {config.seed}" if split is not None else f"seed {config.seed}"
                 checkpointer = run_plan.checkpointer(config)
                 finished = checkpointer.finished()
-                if run_plan.resume and finished and Path(finished.get("record", "")).exists():
+                if run_plan.resume and finished and _record_in(finished, run_plan.results_dir):
                     log(f"skipping {config.method_label} on {config.dataset} ({where}): finished, record {finished['record']}")
                     continue
+                if run_plan.resume and finished and Path(finished.get("record", "")).exists():
+                    # Results dirs under one parent share checkpoints/: a run finished for another dir
+                    # is done again here (from its final checkpoint, when kept), so this dir gets its record.
+                    log(f"{config.method_label} on {config.dataset} ({where}) finished into another results "
+                        f"directory ({finished['record']}); running it for {run_plan.results_dir}")
                 if not run_plan.resume and (aside := checkpointer.set_aside()):
                     log(f"--no-resume: the previous checkpoint was moved to {aside}")
                 resuming = checkpointer.path.exists()

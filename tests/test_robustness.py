@@ -85,6 +85,21 @@ def test_sigterm_checkpoints_and_the_same_command_resumes_then_skips(tmp_path, c
     assert len(run_records(results)) == 1  # a finished run is not rerun
 
 
+def test_a_second_results_dir_under_the_same_parent_gets_its_own_record(tmp_path, capsys):
+    # Both dirs share tmp_path/checkpoints; the run finished for `first` must not be skipped for `second`.
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["run", *TINY, "--epochs", "4", "--results-dir", str(first)]) == 0
+    capsys.readouterr()
+    assert main(["run", *TINY, "--epochs", "4", "--results-dir", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "finished into another results directory" in out and "skipping" not in out
+    [a], [b] = run_records(first), run_records(second)
+    assert a["metrics"] == b["metrics"]
+    assert main(["run", *TINY, "--epochs", "4", "--results-dir", str(second)]) == 0
+    assert "skipping cosine_tau" in capsys.readouterr().out
+    assert len(run_records(second)) == 1 and len(run_records(first)) == 1
+
+
 def test_same_command_and_seed_give_the_same_metrics_on_cpu(tmp_path):
     first, second = tmp_path / "a" / "results", tmp_path / "b" / "results"
     for results in (first, second):

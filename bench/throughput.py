@@ -457,7 +457,9 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     log(f"{dataset}: {len(data.train_labels)} training images, {base.backbone}, batch {base.batch_size}, device "
         f"{torch_device}; {repeats} repeats x {steps} steps per variant, interleaved step by step, after {warmup} "
         "warm-up steps")
-    started = utc_now()
+    # Where and at which commit, taken before the minutes of measuring: a commit made meanwhile must
+    # not relabel what ran.
+    started, where = utc_now(), environment(torch_device)
     result = measure(variants, steps, repeats, warmup, base.batch_size, torch_device, log)
     log("")
     log(tabulate(variants_table(result), headers="keys", tablefmt="simple"))
@@ -479,7 +481,7 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
                    "augmentation": base.augmentation},
         "metrics": {},
         "throughput": result,
-        "environment": environment(torch_device),
+        "environment": where,
         "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
         "started_at": started,
         "finished_at": utc_now(),

@@ -4,7 +4,8 @@ Two CIFAR-scale networks are registered into timm's model registry here, so ever
 or timm's own (``resnet50``, ``convnext_tiny``, ...) — is made by the same call:
 
 - ``resnet18_cifar``: timm's resnet18 with the CIFAR stem (3x3 stride-1 conv1, no max-pool), as
-  SDCLR, BCL, TS and solo-learn use for 32x32 images (timm has no keyword for it).
+  SDCLR, BCL, TS and solo-learn use for 32x32 images (timm has no keyword for it), initialised as
+  TS / SDCLR's ``models/resnet.py`` (see :func:`resnet18_cifar`).
 - ``small_cnn``: a 4-block conv-BN-ReLU-maxpool encoder for the CPU presets (16x16 inputs).
 """
 
@@ -59,9 +60,18 @@ def small_cnn(pretrained: bool = False, **kwargs: object) -> SmallCNN:
 
 @register_model
 def resnet18_cifar(pretrained: bool = False, **kwargs: object) -> nn.Module:
-    """timm's resnet18 with the CIFAR stem: conv1 3x3 stride 1 padding 1, max-pool removed."""
+    """timm's resnet18 with the CIFAR stem: conv1 3x3 stride 1 padding 1, max-pool removed.
+
+    Initialisation as TS and SDCLR (``models/resnet.py`` of Annusha/temperature_schedules and
+    VITA-Group/SDCLR, ``ResNet.__init__``): every conv Kaiming-normal with ``mode='fan_out'``, every
+    BN gamma 1 and beta 0, ``zero_init_residual=False``. Two things differ from timm's default and are
+    undone here: timm zeroes the last BN gamma of every block (``zero_init_last=True``), and the
+    swapped-in stem conv would keep PyTorch's default (Kaiming-uniform, a = sqrt(5)) init.
+    """
+    kwargs.setdefault("zero_init_last", False)
     model = timm.create_model("resnet18", pretrained=False, **kwargs)
     model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
     model.maxpool = nn.Identity()
     return model
 

@@ -77,7 +77,7 @@ class MoCo(ContrastiveMethod):
         with torch.no_grad():
             key = self.key_head(self.key_backbone(view1))
         # The negatives are the queue before this batch's keys join it.
-        similarities = queue_similarities(query, key, self.queue.keys.clone().to(query.dtype))
+        similarities = queue_similarities(query, key, self.queue.keys.clone())  # float32 (losses.fp32)
         # Under torchrun every rank enqueues the keys of the global batch, so the queues stay equal.
         self.queue.push(gather(F.normalize(key.float(), dim=1)))
         positives = torch.zeros(len(query), dtype=torch.long, device=query.device)

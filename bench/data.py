@@ -230,8 +230,9 @@ def batch_source(images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec, 
 
 
 def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec,
-                device: torch.device, num_workers: int = 0, batch_size: int = 512) -> torch.Tensor:
-    """Frozen, L2-normalised features (:func:`bench.evaluation.extract_features`) of arrays or files.
+                device: torch.device, num_workers: int = 0, batch_size: int = 512, normalize: bool = True) -> torch.Tensor:
+    """Frozen features (:func:`bench.evaluation.extract_features`; L2-normalised unless ``normalize``
+    is off) of arrays or files.
 
     Arrays are preprocessed on the device (:class:`bench.augment.EvalPreprocess`); files go through a
     DataLoader with lightly's per-image evaluation transform (RGB, resize to S x S, normalise).
@@ -239,8 +240,9 @@ def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles],
     if not isinstance(images, ImageFiles):
         preprocess = EvalPreprocess(spec)
         return extract_features(encoder, torch.from_numpy(images), lambda batch: preprocess(batch.to(device)), device,
-                                batch_size=batch_size)
+                                batch_size=batch_size, normalize=normalize)
     loader = DataLoader(EvalFiles(images, lightly_eval_transform(spec)), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
-    chunks = [extract_features(encoder, batch, lambda x: x.to(device), device, batch_size=len(batch)) for batch in loader]
+    chunks = [extract_features(encoder, batch, lambda x: x.to(device), device, batch_size=len(batch), normalize=normalize)
+              for batch in loader]
     return torch.cat(chunks) if chunks else torch.zeros(0)

@@ -14,12 +14,15 @@ Protocols (``PROTOCOLS``; see ``shared/reference/protocol.md``, "Evaluation prot
 - ``linear_fs`` -- TS's "FS" linear probe: the same LinearSVC on a class-balanced subsample of the
   long-tail training set, n = the smallest class count per class (:func:`balanced_subsample`).
 - ``probe_full`` / ``probe_few`` -- SDCLR's full-shot and few-shot linear probes (Jiang et al., ICML
-  2021): a linear layer trained with SGD (lr 30, momentum 0.9, no weight decay, batch 512; 30 epochs
-  with lr x 0.1 at 10 and 20 / 100 epochs with decays at 40 and 60) on the dataset's balanced probe
-  set (CIFAR: trainIdxList / S_b; ImageNet: the full train folder / the 1 % list). Deviation, said
-  here and in the record: the layer is trained on features extracted once from un-augmented images
-  (SDCLR trains the fc through the frozen backbone with augmentation) and the last epoch is
-  reported (SDCLR picks the epoch on its val list).
+  2021; ``train_cifar.py`` run by ``cmds/shell_scrips/cifar-10-LT.sh``): a linear layer on the raw
+  average-pooled backbone features (not L2-normalised), initialised N(0, 0.01) with bias 0
+  (``cvt_state_dict``), trained with SGD (lr 30, momentum 0.9, no weight decay, batch 128 -- the
+  script's default, which the shell scripts never override; 30 epochs with lr x 0.1 at 10 and 20 /
+  100 epochs with decays at 40 and 60) on the dataset's balanced probe set (CIFAR: trainIdxList /
+  S_b; ImageNet: the full train folder / the 1 % list). Deviations, said here and in the record: the
+  layer is trained on features extracted once from un-augmented images (SDCLR trains the fc through
+  the frozen backbone with augmentation) and the last epoch is reported (SDCLR picks the epoch on its
+  val list).
 
 Suites for ``--eval`` (:data:`EVAL_SUITES`): ``default`` (knn1, knn10, wknn, linear), ``ts`` (knn1,
 knn10, linear_fs, linear), ``sdclr`` (probe_full, probe_few), ``all``.
@@ -58,10 +61,12 @@ PROTOCOLS: dict[str, str] = {
     "linear": "linear probe, sklearn LinearSVC(C=1.0) on the whole long-tail train features, class-averaged (TS 'LT')",
     "linear_fs": "linear probe, sklearn LinearSVC(C=1.0) on a class-balanced subsample of the long-tail train "
     "features, n = smallest class count per class, class-averaged (TS 'FS')",
-    "probe_full": "SDCLR full-shot linear probe: nn.Linear, SGD lr 30, 30 epochs, decays at 10/20, on frozen "
-    "features of the balanced full-shot probe set (extracted once, no augmentation; last epoch), class-averaged",
-    "probe_few": "SDCLR few-shot linear probe: nn.Linear, SGD lr 30, 100 epochs, decays at 40/60, on frozen "
-    "features of the few-shot probe set (extracted once, no augmentation; last epoch), class-averaged",
+    "probe_full": "SDCLR full-shot linear probe: nn.Linear (init N(0, 0.01), bias 0), SGD lr 30, batch 128, 30 epochs, "
+    "decays at 10/20, on raw (unnormalised) frozen features of the balanced full-shot probe set (extracted once, "
+    "no augmentation; last epoch), class-averaged",
+    "probe_few": "SDCLR few-shot linear probe: nn.Linear (init N(0, 0.01), bias 0), SGD lr 30, batch 128, 100 epochs, "
+    "decays at 40/60, on raw (unnormalised) frozen features of the few-shot probe set (extracted once, "
+    "no augmentation; last epoch), class-averaged",
 }
 
 #: Named sets of protocols for ``--eval``; "default" is what runs always ran.
@@ -75,8 +80,12 @@ EVAL_SUITES: dict[str, tuple[str, ...]] = {
 #: The probe set (:class:`datasets.base.ProbeSet` name) each probe protocol trains on.
 PROBE_SET_OF: dict[str, str] = {"probe_full": "full", "probe_few": "few"}
 
-#: SDCLR's probe schedules: (epochs, lr decay milestones).
+#: SDCLR's probe schedules: (epochs, lr decay milestones) (cmds/shell_scrips/cifar-10-LT.sh).
 _PROBE_SCHEDULE = {"probe_full": (30, (10, 20)), "probe_few": (100, (40, 60))}
+
+#: SDCLR train_cifar.py: ``--batch-size`` default 128 (the LT scripts never set it); fc N(0, 0.01), bias 0.
+PROBE_BATCH_SIZE = 128
+PROBE_INIT_STD = 0.01
 
 #: k of the majority-vote protocols.
 _MAJORITY_K = {"knn1": 1, "knn10": 10}
@@ -104,8 +113,10 @@ def extract_features(
     preprocess: Callable[[Any], torch.Tensor],
     device: torch.device,
     batch_size: int = 512,
+    normalize: bool = True,
 ) -> torch.Tensor:
-    """Frozen backbone features of ``images``, L2-normalised, as a float32 CPU tensor of shape (N, D).
+    """Frozen backbone features of ``images``, L2-normalised (unless ``normalize=False``: the raw
+    pooled features SDCLR's probes train on), as a float32 CPU tensor of shape (N, D).
 
     As TS (Kukleva et al., ICLR 2023) evaluates: the backbone's output after global pooling and
     before the projection head -- pass the backbone, not the model with its head -- normalised to
@@ -154,7 +165,7 @@ def extract_features(
                 else:
                     out = backbone(x)
                 out = out.float().flatten(1)
-                chunks.append(F.normalize(out, dim=1).cpu())
+                chunks.append((F.normalize(out, dim=1) if normalize else out).cpu())
     finally:
         for module, mode in previous_modes:
             module.training = mode
@@ -429,16 +440,18 @@ def sgd_linear_probe_predict(
     lr: float = 30.0,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
-    batch_size: int = 512,
+    batch_size: int = PROBE_BATCH_SIZE,
     device: Optional[Union[str, torch.device]] = None,
 ) -> np.ndarray:
     """SDCLR's linear evaluation on frozen features: ``nn.Linear`` trained with SGD and cross-entropy.
 
     Jiang et al. (ICML 2021), ``train_cifar.py`` / ``train_imagenet.py``: only the fc layer is
-    trained, SGD lr 30, momentum 0.9, weight decay 0, batch 512, 30 epochs with the lr divided by 10
-    at epochs 10 and 20 (full shot); the few-shot probe runs 100 epochs with decays at 40 and 60.
-    Here the features are given (extracted once); the shuffle and the layer's initialisation come
-    from ``seed``. Returns (M,) int64 predictions of the last epoch.
+    trained, initialised N(0, 0.01) with bias 0 (``cvt_state_dict``), SGD lr 30, momentum 0.9, weight
+    decay 0, batch 128 (``--batch-size``'s default), 30 epochs with the lr divided by 10 at epochs 10
+    and 20 (full shot); the few-shot probe runs 100 epochs with decays at 40 and 60. SDCLR feeds the
+    fc the raw average-pooled features, so pass unnormalised ones (``extract_features(...,
+    normalize=False)``). Here the features are given (extracted once); the shuffle and the layer's
+    initialisation come from ``seed``. Returns (M,) int64 predictions of the last epoch.
     """
     train = _as_float_tensor(train_feats, "train_feats").float()
     test = _as_float_tensor(test_feats, "test_feats").float()
@@ -447,10 +460,9 @@ def sgd_linear_probe_predict(
     dev = torch.device(device) if device is not None else train.device
     generator = torch.Generator().manual_seed(seed)
     layer = torch.nn.Linear(train.shape[1], num_classes)
-    with torch.no_grad():  # torch's default init, drawn from the seeded generator for repeatability
-        bound = 1.0 / math.sqrt(train.shape[1])
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        layer.bias.uniform_(-bound, bound, generator=generator)
+    with torch.no_grad():  # SDCLR's init, drawn from the seeded generator for repeatability
+        layer.weight.normal_(0.0, PROBE_INIT_STD, generator=generator)
+        layer.bias.zero_()
     layer.to(dev)
     optimizer = torch.optim.SGD(layer.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=0.1)
@@ -568,6 +580,7 @@ def evaluate(
     *,
     device: Optional[Union[str, torch.device]] = None,
     probe_sets: Optional[dict[str, tuple[ArrayLike, ArrayLike]]] = None,
+    probe_test_feats: Optional[ArrayLike] = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the named protocols on frozen features and report each per class and per group.
 
@@ -582,7 +595,9 @@ def evaluate(
         seed: random_state of the linear probes and of the FS subsample.
         device: where the kNN protocols compute; default the features' device.
         probe_sets: ``{"full" | "few": (features, labels)}`` for the probe protocols
-            (:data:`PROBE_SET_OF`); a probe protocol without its set raises ``ValueError``.
+            (:data:`PROBE_SET_OF`); a probe protocol without its set raises ``ValueError``. SDCLR's
+            probes train on raw (unnormalised) features: pass those here, and the test set's raw
+            features as ``probe_test_feats`` (default: ``test_feats``).
 
     Returns:
         ``{protocol: group_report(...), ..., "timing": {protocol: seconds}}``.
@@ -622,8 +637,9 @@ def evaluate(
         elif name in PROBE_SET_OF:
             probe_feats, probe_labels = probe_sets[PROBE_SET_OF[name]]  # type: ignore[index]
             epochs, milestones = _PROBE_SCHEDULE[name]
-            pred = sgd_linear_probe_predict(probe_feats, probe_labels, test_feats, num_classes, epochs, milestones,
-                                            seed, device=device)
+            pred = sgd_linear_probe_predict(probe_feats, probe_labels,
+                                            test_feats if probe_test_feats is None else probe_test_feats,
+                                            num_classes, epochs, milestones, seed, device=device)
         else:  # pragma: no cover - PROTOCOLS and this dispatch are kept in step
             raise ValueError(f"protocol {name!r} has no implementation")
         timing[name] = time.perf_counter() - start

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench import distributed
 from bench.backbones import check_backbone, create_backbone
@@ -194,17 +195,19 @@ def _seed_everything(seed: int) -> None:
 def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
     spec = run_augmentation(config)
     start = time.perf_counter()
-    train_features = features_of(encoder, data.train_images, spec, device, config.num_workers)
-    test_features = features_of(encoder, data.test_images, spec, device, config.num_workers)
+    # Raw pooled features once; kNN and LinearSVC take them L2-normalised (TS), SDCLR's probes raw.
+    train_features = F.normalize(features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1)
+    raw_test_features = features_of(encoder, data.test_images, spec, device, config.num_workers, normalize=False)
     probe_sets = {}
     for name in sorted({PROBE_SET_OF[p] for p in config.eval_protocols if p in PROBE_SET_OF}):
         images, labels = data.probe_sets[name].load()
-        probe_sets[name] = (features_of(encoder, images, spec, device, config.num_workers), torch.from_numpy(labels))
+        probe_sets[name] = (features_of(encoder, images, spec, device, config.num_workers, normalize=False),
+                            torch.from_numpy(labels))
     extract_seconds = time.perf_counter() - start
     metrics = evaluate(
         train_features,
         torch.from_numpy(data.train_labels),
-        test_features,
+        F.normalize(raw_test_features, dim=1),
         torch.from_numpy(data.test_labels),
         data.num_classes,
         data.groups,
@@ -214,6 +217,7 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
         # takes seconds, the CPU's many minutes); scikit-learn's LinearSVC runs on the CPU regardless.
         device=device,
         probe_sets=probe_sets,
+        probe_test_feats=raw_test_features,
     )
     metrics.setdefault("timing", {})["feature_extraction"] = extract_seconds
     return metrics

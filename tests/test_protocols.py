@@ -142,3 +142,47 @@ def test_evaluate_runs_the_ts_and_sdclr_protocols_per_group():
         assert out[name]["overall"] == pytest.approx(100.0) and out[name]["few"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="probe sets"):
         evaluate(x, y, xt, yt, 4, groups, protocols=("probe_full",))
+
+
+def test_sgd_probe_follows_sdclr_train_cifar(monkeypatch):
+    """SDCLR train_cifar.py: batch 128 (its default; cifar-10-LT.sh never sets it), fc N(0, 0.01), bias 0."""
+    from bench import evaluation
+
+    assert evaluation.PROBE_BATCH_SIZE == 128 and evaluation.PROBE_INIT_STD == 0.01
+    x, y = _blobs([100, 100, 50, 50])  # 300 rows: 3 steps of 128 per epoch
+    steps = []
+    original = torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: (steps.append(1), original(self, *a, **k))[1])
+    sgd_linear_probe_predict(x, y, x, 4, epochs=2, milestones=(1,), seed=0)
+    assert len(steps) == 2 * 3
+    # With no epoch of training the predictions are those of the initial layer: W ~ N(0, 0.01), b = 0.
+    weight = torch.empty(4, 8).normal_(0.0, 0.01, generator=torch.Generator().manual_seed(5))
+    expected = (x @ weight.T).argmax(dim=1).numpy()
+    assert np.array_equal(sgd_linear_probe_predict(x, y, x, 4, epochs=0, milestones=(), seed=5), expected)
+
+
+def test_runs_probe_on_raw_features_and_vote_on_normalised_ones(monkeypatch):
+    """kNN / LinearSVC see L2-normalised features (TS); SDCLR's probes the raw pooled ones."""
+    from bench import runner
+    from bench.config import AugmentationSpec, TrainPreset, resolve_config
+    from datasets.base import LongTailData, ProbeSet
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(24, 8, 8, 3), dtype=np.uint8)
+    labels = np.repeat([0, 1], 12)
+    data = LongTailData(name="toy", train_images=images, train_labels=labels, test_images=images, test_labels=labels,
+                        class_names=["a", "b"], groups=np.array(["many", "few"]), construction="toy", source="test",
+                        probe_sets={"full": ProbeSet("toy", lambda: (images, labels))})
+    spec = AugmentationSpec(input_size=8)
+    config = resolve_config(TrainPreset("t", "small_cnn", 1, 4), "constant", "toy", 0, "cpu", spec,
+                            {"eval_protocols": ("knn1", "probe_full")})
+    seen = {}
+    monkeypatch.setattr(runner, "evaluate", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs) or {})
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 16))
+    runner._evaluate_encoder(encoder, data, config, torch.device("cpu"))
+    train, test = seen["args"][0], seen["args"][2]
+    assert torch.allclose(train.norm(dim=1), torch.ones(24)) and torch.allclose(test.norm(dim=1), torch.ones(24))
+    probe = seen["kwargs"]["probe_sets"]["full"][0]
+    assert not torch.allclose(probe.norm(dim=1), torch.ones(24))
+    assert torch.allclose(torch.nn.functional.normalize(probe, dim=1), train, atol=1e-6)
+    assert torch.allclose(seen["kwargs"]["probe_test_feats"], probe)

@@ -128,22 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)")
     gpu = sub.add_parser(
         "gpu-check",
-        help="on a GPU: the paper's CIFAR-LT throughput next to the network-only limit, then a short constant vs cosine_tau run",
-        description="Throughput of cifar10_lt's paper recipe (resnet18_cifar, batch 512, bf16) next to the bare network, "
-        "the projected time of 2000 epochs, then a short constant vs cosine_tau run on cifar10_jpeg_lt. "
-        "--device cpu is a dry run with tiny sizes.",
+        help="on a GPU, in --minutes: the paper's CIFAR-LT throughput against the network-only limit, then a packed "
+        "TS-protocol run of cifar10_jpeg_lt with a resume check",
+        description="Throughput of cifar10_lt's paper recipe (resnet18_cifar, batch 512, bf16) next to the bare loop and "
+        "the network-only limit, the projected time of 2000 epochs, the packing that gives the most images/s, then "
+        "--methods on cifar10_jpeg_lt --construction sdclr --splits for as many epochs as fit, one interrupted by SIGTERM "
+        "and resumed. Records and the whole log go to --out. --device cpu is a dry run with tiny sizes.",
     )
+    gpu.add_argument("--out", type=Path, required=True, help="a new folder for the records (OUT/results), the log and a JSON summary")
     gpu.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for a tiny dry run (default: auto)")
-    gpu.add_argument("--epochs", type=int, default=15, help="epochs of the short run (default 15)")
-    gpu.add_argument("--data-root", type=Path, default=None, help="the unpacked CIFAR-10 JPEG copy (default: unpack ../shared/data's)")
-    gpu.add_argument("--results-dir", type=Path, default=None, help="keep the short run's records here (default: a temporary folder)")
+    gpu.add_argument("--minutes", type=float, default=9.0, help="the whole check's time budget (default 9)")
+    gpu.add_argument("--methods", default="constant,cosine_tau", help="methods of the runs (default constant,cosine_tau)")
+    gpu.add_argument("--splits", default=None, help="SDCLR splits of the runs (default 1-3; 1 in a dry run)")
+    gpu.add_argument("--epochs", type=_positive_int, default=None, help="epochs of every run (default: as many as fit)")
+    gpu.add_argument("--data-root", type=Path, default=None, help="the unpacked CIFAR-10 JPEG copy with the labels file "
+                     "and split/ (default: unpack --shared-data's)")
+    gpu.add_argument("--shared-data", type=Path, default=None, help="a folder laid out as ../shared/data (the JPEG "
+                     "archive, cifar_labels/, splits/); default ../shared/data")
     return parser
 
 
 def command_gpu_check(args: argparse.Namespace) -> int:
     from bench.gpu_check import run_gpu_check
 
-    run_gpu_check(args.device, args.epochs, args.data_root, args.results_dir)
+    from bench.gpu_check import SHARED_DATA
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
+    run_gpu_check(args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data or SHARED_DATA,
+                  args.epochs)
     return 0
 
 

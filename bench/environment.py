@@ -56,7 +56,14 @@ def cpu_capability() -> str:
         return "unknown"
 
 
+#: Where a copy of the tree without its .git folder (a GPU machine's) learns its commit: set by the
+#: command that sent the copy, e.g. ``BENCH_GIT_COMMIT=$(git rev-parse HEAD)``.
+COMMIT_ENV = "BENCH_GIT_COMMIT"
+
+
 def git_commit() -> str | None:
+    if not (REPO_ROOT / ".git").exists() and os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True

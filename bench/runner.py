@@ -35,6 +35,9 @@ from methods.base import ContrastiveMethod
 #: The two reference rows of every table: evaluation of raw pixels and of the untrained encoder.
 FLOORS = ("floor:raw_pixels", "floor:random_init")
 
+#: Set by a launcher that runs several runs on one device at once (bench/launch.py): how many.
+PACKED_RUNS_ENV = "BENCH_PACKED_RUNS"
+
 #: What a record says about reproducibility (issue: determinism on CPU, known sources on CUDA).
 NONDETERMINISM = {
     "cpu": "none known on one kind of CPU: the same command and seed give the same metrics (tested); "
@@ -247,6 +250,8 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "run_id": config.run_id(),
         "environment": environment(device),
         "world_size": distributed.world_size(),  # processes (torchrun) that trained it; batch_size is global
+        # Runs sharing the device at the same time (bench gpu-check packs them): its speed is a share.
+        "packed_runs": int(os.environ.get(PACKED_RUNS_ENV, "1")),
         "nondeterminism": NONDETERMINISM["cuda" if device.type == "cuda" else "cpu"],
         "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
         "started_at": utc_now(),

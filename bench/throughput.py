@@ -81,6 +81,8 @@ BASELINE = "constant"
 BARE = "bare"
 CONTROL = f"{BASELINE} (A/A)"
 PER_IMAGE_SUFFIX = "@per-image"
+#: ``bench gpu-check``'s network-only variant: the bare step on one fixed batch, no data work at all.
+LIMIT = "limit"
 DATA_PATHS = ("device", "lightly", "both")
 #: Confidence of the interval around a median ratio.
 CONFIDENCE = 0.95
@@ -350,6 +352,7 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
     out["suite_over_bare"] = ratio(BASELINE, BARE)
     out["suite_over_bare_cpu"] = ratio(BASELINE, BARE, cpu_speeds) if device.type == "cpu" else None
     out["fast_over_per_image"] = ratio(BASELINE, BASELINE + PER_IMAGE_SUFFIX)
+    out["suite_over_limit"] = ratio(BASELINE, LIMIT)
     memory_now = peak_memory(device)
     if device.type != "cuda":
         memory_now["kind"] += ", whole process: all variants together (CPU memory is not separable per variant)"
@@ -395,6 +398,7 @@ REFERENCE_RATIOS = {
     "suite_over_bare": f"{BASELINE} / {BARE} (suite overhead; 1 = none)",
     "suite_over_bare_cpu": f"{BASELINE} / {BARE} by this process's CPU time (steadier on a shared CPU)",
     "fast_over_per_image": f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image)",
+    "suite_over_limit": f"{BASELINE} / {LIMIT} (the fraction of the network-only speed a run reaches; target >= 0.9)",
 }
 
 
@@ -465,7 +469,19 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     log(tabulate(variants_table(result), headers="keys", tablefmt="simple"))
     for line in summary_lines(result):
         log(line)
-    record = {
+    record = throughput_record(dataset, seed, base, methods, steps, repeats, warmup, result, where, started,
+                               data_path=data_path, num_workers=workers if data_path != "device" else None)
+    path = write_record(record, results_dir)
+    log(f"\nrecord written to {path}")
+    record["_path"] = str(path)
+    return record
+
+
+def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[str], steps: int, repeats: int,
+                      warmup: int, result: dict[str, Any], where: dict[str, Any], started: str,
+                      data_path: str = "device", num_workers: Optional[int] = None) -> dict[str, Any]:
+    """The ``throughput`` record of one :func:`measure` (``bench throughput`` and ``bench gpu-check``)."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "kind": "throughput",
         "status": "ok",
@@ -477,8 +493,7 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
         "protocol": {"kind": "throughput", "dataset": dataset},
         "config": {"methods": methods, "preset": base.preset, "backbone": base.backbone, "batch_size": base.batch_size,
                    "steps": steps, "repeats": repeats, "warmup": warmup, "interleaving": "step", "data_path": data_path,
-                   "num_workers": workers if data_path != "device" else None, "device": str(torch_device),
-                   "augmentation": base.augmentation},
+                   "num_workers": num_workers, "device": base.device, "augmentation": base.augmentation},
         "metrics": {},
         "throughput": result,
         "environment": where,
@@ -486,10 +501,6 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
         "started_at": started,
         "finished_at": utc_now(),
     }
-    path = write_record(record, results_dir)
-    log(f"\nrecord written to {path}")
-    record["_path"] = str(path)
-    return record
 
 
 def _is_benchmark(record: dict[str, Any]) -> bool:

@@ -327,6 +327,8 @@ def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods
         with tempfile.TemporaryDirectory() as scratch:
             root = prepare_data(data_root, shared, Path(scratch))
             summary["step1"] = check_throughput(torch_device, dry_run, results, say)
+            if torch_device.type == "cuda":
+                torch.cuda.empty_cache()  # step 1's networks are gone; give their memory to the run processes
             summary["step2"] = choose_packing(torch_device, dry_run, max(2, len(splits)), say)
             parallel = min(summary["step2"]["parallel"], len(splits))
             per_process = summary["step2"]["images_per_s"] / summary["step2"]["parallel"]

@@ -56,13 +56,14 @@ def cpu_capability() -> str:
         return "unknown"
 
 
-#: Where a copy of the tree without its .git folder (a GPU machine's) learns its commit: set by the
-#: command that sent the copy, e.g. ``BENCH_GIT_COMMIT=$(git rev-parse HEAD)``.
+#: The commit of a copy of the tree sent to another machine (a GPU machine's), set by the command that
+#: sent it, e.g. ``BENCH_GIT_COMMIT=$(git rev-parse HEAD)``. It wins over git: such a copy may carry no
+#: .git folder, or a stale one (the first H200 records say 18e51c1-dirty for the tree of 2ca1540).
 COMMIT_ENV = "BENCH_GIT_COMMIT"
 
 
 def git_commit() -> str | None:
-    if not (REPO_ROOT / ".git").exists() and os.environ.get(COMMIT_ENV):
+    if os.environ.get(COMMIT_ENV):
         return os.environ[COMMIT_ENV]
     try:
         out = subprocess.run(

@@ -1,6 +1,6 @@
 """One benchmark run, end to end: config -> data -> method -> trainer -> evaluation -> record.
 
-Each arrow is a plain function call with plain data (architecture.md). Everything a user can get
+Each arrow is a plain function call with plain data (leaderboard/PROTOCOL.md, "Architecture"). Everything a user can get
 wrong is checked in :func:`plan` before any training starts or any file is written.
 """
 
@@ -150,6 +150,7 @@ def plan(
             spec.presets[preset_name], name, dataset, seed, str(selected), spec.augmentation,
             {**overrides, "temperature_overrides": applicable[name], "construction": specs[split].construction, "split": split, "rho": specs[split].rho,
              "protocol_extra": specs[split].protocol_extra(data_root)},
+            method_recipe=get_method_class(name).recipe_for,
         )
         for split in split_list
         for seed in seeds

@@ -13,7 +13,9 @@ distributions as lightly's ``SimCLRViewTransform``::
     GaussianBlur(prob=gaussian_blur, sigmas=(0.1, 2))   # PIL ImageFilter.GaussianBlur(radius=sigma)
     ToTensor(); Normalize(mean, std)
 
-File datasets use the per-image reference (:func:`lightly_transform`, :func:`lightly_eval_transform`).
+File datasets use the per-image reference (:func:`lightly_transform`, :func:`lightly_eval_transform`;
+the latter resizes and centre-crops as ImageNet evaluation does, where :class:`EvalPreprocess` of
+in-memory datasets resizes the whole image).
 
 Differences from the per-image torchvision / PIL path (all deliberate, none changes a distribution):
 
@@ -472,14 +474,27 @@ class _ToRGB:
         return "ToRGB()"
 
 
+#: Evaluation images are resized to S / EVAL_CROP_FRACTION (shorter side) and centre-cropped to S:
+#: 256 -> 224 on ImageNet, as TS (Annusha/temperature_schedules train_simCLR.py and
+#: notebooks/simclr_tau_imagenet100.ipynb: Resize(256), CenterCrop(224)) and SDCLR evaluate.
+EVAL_CROP_FRACTION = 224 / 256
+
+
+def eval_resize_size(input_size: int) -> int:
+    """The shorter side evaluation images are resized to before the centre crop (256 for 224)."""
+    return int(round(input_size / EVAL_CROP_FRACTION))
+
+
 def lightly_eval_transform(spec: AugmentationSpec):
-    """Per-image evaluation transform: RGB, Resize((S, S)), ToTensor, Normalize(mean, std)."""
+    """Per-image evaluation transform of file datasets: RGB, Resize(shorter side to S / 0.875, aspect
+    kept), CenterCrop(S), ToTensor, Normalize(mean, std) -- Resize(256) + CenterCrop(224) on ImageNet."""
     from torchvision import transforms as T
 
     size = spec.input_size
     return T.Compose([
         _ToRGB(),
-        T.Resize((size, size)),
+        T.Resize(eval_resize_size(size)),
+        T.CenterCrop(size),
         T.ToTensor(),
         T.Normalize(mean=list(spec.mean), std=list(spec.std)),
     ])

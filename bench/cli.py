@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--eval", default=None, help="evaluation: suites default (knn1,knn10,wknn,linear), ts (knn1,knn10,linear_fs,linear), sdclr (probe_full,probe_few), all, or protocol names, comma-separated")
     run.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
-    run.add_argument("--lr", type=float, default=None, help="override the preset's base learning rate")
+    run.add_argument("--lr", type=float, default=None, help="override the base learning rate (of the preset, or of the method's own recipe, e.g. moco's)")
+    run.add_argument("--weight-decay", type=float, default=None, help="override the weight decay (of the preset, or of the method's own recipe, e.g. moco's and bcl's)")
     run.add_argument("--backbone", default=None, help="timm model name: small_cnn, resnet18_cifar, resnet50, ...")
     run.add_argument("--temperature-period", type=_positive_int, default=None, help="T of periodic temperature schedules, in epochs (default: preset, else epochs / 5)")
     run.add_argument("--tau", type=float, default=None, help="the temperature of constant-temperature methods (default 0.2)")
@@ -192,6 +193,7 @@ def command_run(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "weight_decay": args.weight_decay,
         "backbone": args.backbone,
         "temperature_period": args.temperature_period,
         "data_root": args.data_root,

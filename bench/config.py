@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from bench.errors import UserError
 
@@ -15,7 +15,7 @@ from bench.errors import UserError
 class AugmentationSpec:
     """SimCLR augmentation parameters (lightly's ``SimCLRTransform`` arguments) for one dataset.
 
-    Defaults are the CIFAR-LT recipe of TS / SDCLR / BCL (protocol.md): RandomResizedCrop with
+    Defaults are the CIFAR-LT recipe of TS / SDCLR / BCL (leaderboard/PROTOCOL.md): RandomResizedCrop with
     scale 0.1..1, horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale p 0.2,
     no blur. ``input_size`` is the side of the training crops and of the evaluation images.
     """
@@ -87,6 +87,9 @@ class RunConfig:
     # others (e.g. {"construction": "sdclr"}); empty for a dataset's default construction, so records
     # written before constructions existed stay on the same leaderboard tables.
     protocol_extra: dict = field(default_factory=dict)
+    #: The values the method's own recipe set instead of the preset's (e.g. moco's lr and weight decay,
+    #: ``ContrastiveMethod.recipe``); empty when the preset's values (or the command line's) apply.
+    method_recipe: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -125,12 +128,17 @@ def resolve_config(
     device: str,
     augmentation: AugmentationSpec,
     overrides: dict[str, Any],
+    method_recipe: Optional[Callable[[int], dict[str, float]]] = None,
 ) -> RunConfig:
-    """Preset values, replaced by every override that is not None, then validated."""
+    """Preset values, replaced by the method's recipe (``method_recipe(batch_size)``, e.g. moco's lr
+    and weight decay) where it has one, then by every override that is not None, then validated."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     epochs_overridden = "epochs" in overrides
     temperature_overrides = dict(overrides.pop("temperature_overrides", {}) or {})
     preset = replace(preset, **{k: v for k, v in overrides.items() if hasattr(preset, k) and k != "name"})
+    recipe = {k: v for k, v in (method_recipe(preset.batch_size) if method_recipe else {}).items()
+              if k not in overrides and hasattr(preset, k)}
+    preset = replace(preset, **recipe)
     if "temperature_period" in overrides:
         rule = "set on the command line"
     elif preset.temperature_period is not None and not epochs_overridden:
@@ -163,6 +171,7 @@ def resolve_config(
         split=overrides.get("split"),
         rho=overrides.get("rho"),
         protocol_extra=dict(overrides.get("protocol_extra", {})),
+        method_recipe=recipe,
     )
     if "eval_protocols" in overrides:
         config.eval_protocols = tuple(overrides["eval_protocols"])
@@ -180,6 +189,8 @@ def validate(config: RunConfig) -> None:
         raise UserError("--batch-size must be at least 2: a contrastive batch needs negatives.")
     if config.lr <= 0:
         raise UserError(f"--lr must be positive, got {config.lr}.")
+    if config.weight_decay < 0:
+        raise UserError(f"--weight-decay must be >= 0, got {config.weight_decay}.")
     if config.seed < 0:
         raise UserError(f"--seeds must be non-negative integers, got {config.seed}.")
     if config.num_workers < 0:
@@ -191,4 +202,6 @@ def run_id_of(config: dict[str, Any]) -> str:
     # Where data live, loader workers and compilation change how a run executes, not its result.
     identity = {k: v for k, v in config.items() if k not in ("data_root", "num_workers", "compile")}
     identity.setdefault("temperature_overrides", {})
+    if not identity.get("method_recipe"):  # runs that follow their preset keep their ids
+        identity.pop("method_recipe", None)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

@@ -235,7 +235,8 @@ def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles],
     is off) of arrays or files.
 
     Arrays are preprocessed on the device (:class:`bench.augment.EvalPreprocess`); files go through a
-    DataLoader with lightly's per-image evaluation transform (RGB, resize to S x S, normalise).
+    DataLoader with the per-image evaluation transform (RGB, resize the shorter side to S / 0.875 and
+    centre-crop S x S -- 256 then 224 on ImageNet, as TS and SDCLR --, normalise).
     """
     if not isinstance(images, ImageFiles):
         preprocess = EvalPreprocess(spec)

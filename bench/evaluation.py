@@ -1,7 +1,7 @@
 """Evaluation of frozen backbone features: kNN, weighted kNN and linear probes, reported per class
 and per many / medium / few group.
 
-Protocols (``PROTOCOLS``; see ``shared/reference/protocol.md``, "Evaluation protocols in use"):
+Protocols (``PROTOCOLS``; see leaderboard/PROTOCOL.md, "Evaluation protocols", for sources and deviations):
 
 - ``knn1`` / ``knn10`` -- TS (Kukleva et al., "Temperature Schedules for Self-Supervised Contrastive
   Methods on Long-Tail Data", ICLR 2023): backbone features after global pooling (before the
@@ -12,7 +12,10 @@ Protocols (``PROTOCOLS``; see ``shared/reference/protocol.md``, "Evaluation prot
 - ``linear`` -- TS's "LT" linear probe: ``sklearn.svm.LinearSVC`` (C = 1.0, squared hinge, L2,
   one-vs-rest) on the whole long-tail training set's frozen features.
 - ``linear_fs`` -- TS's "FS" linear probe: the same LinearSVC on a class-balanced subsample of the
-  long-tail training set, n = the smallest class count per class (:func:`balanced_subsample`).
+  long-tail training set, n = the smallest class count per class (:func:`balanced_subsample`), TS's
+  rule on CIFAR-LT; where the dataset publishes a few-shot list it supplies it as the probe set
+  ``"fs"`` (:data:`FS_PROBE_SET`) and the SVM trains on that list instead, as TS on ImageNet100-LT
+  (``imageNet_100_sub_balance_train_0.01.txt``, 12 images per class).
 - ``probe_full`` / ``probe_few`` -- SDCLR's full-shot and few-shot linear probes (Jiang et al., ICML
   2021; ``train_cifar.py`` run by ``cmds/shell_scrips/cifar-10-LT.sh``): a linear layer on the raw
   average-pooled backbone features (not L2-normalised), initialised N(0, 0.01) with bias 0
@@ -79,6 +82,9 @@ EVAL_SUITES: dict[str, tuple[str, ...]] = {
 
 #: The probe set (:class:`datasets.base.ProbeSet` name) each probe protocol trains on.
 PROBE_SET_OF: dict[str, str] = {"probe_full": "full", "probe_few": "few"}
+
+#: The probe set a dataset may supply for ``linear_fs`` (TS's FS list); without it, :func:`balanced_subsample`.
+FS_PROBE_SET = "fs"
 
 #: SDCLR's probe schedules: (epochs, lr decay milestones) (cmds/shell_scrips/cifar-10-LT.sh).
 _PROBE_SCHEDULE = {"probe_full": (30, (10, 20)), "probe_few": (100, (40, 60))}
@@ -534,7 +540,7 @@ def group_report(per_class_acc: ArrayLike, groups: ArrayLike) -> dict[str, Any]:
     Args:
         per_class_acc: (C,) per-class accuracies as fractions (from :func:`class_accuracies`); NaN
             marks a class absent from the test set, which is left out of every mean.
-        groups: (C,) strings 'many' / 'medium' / 'few' (the split of protocol.md, "Many / medium /
+        groups: (C,) strings 'many' / 'medium' / 'few' (the split of leaderboard/PROTOCOL.md, "Many / medium /
             few", made by the dataset from its training counts).
 
     Returns:
@@ -597,7 +603,8 @@ def evaluate(
         probe_sets: ``{"full" | "few": (features, labels)}`` for the probe protocols
             (:data:`PROBE_SET_OF`); a probe protocol without its set raises ``ValueError``. SDCLR's
             probes train on raw (unnormalised) features: pass those here, and the test set's raw
-            features as ``probe_test_feats`` (default: ``test_feats``).
+            features as ``probe_test_feats`` (default: ``test_feats``). ``"fs"``
+            (:data:`FS_PROBE_SET`), where given, is what ``linear_fs`` trains on (L2-normalised, as TS).
 
     Returns:
         ``{protocol: group_report(...), ..., "timing": {protocol: seconds}}``.
@@ -629,6 +636,9 @@ def evaluate(
             pred = knn_weighted_predict(train_feats, train_labels, test_feats, num_classes, device=device)
         elif name == "linear":
             pred = linear_probe_predict(train_feats, train_labels, test_feats, seed)
+        elif name == "linear_fs" and FS_PROBE_SET in (probe_sets or {}):
+            fs_feats, fs_labels = probe_sets[FS_PROBE_SET]  # type: ignore[index]
+            pred = linear_probe_predict(fs_feats, fs_labels, test_feats, seed)
         elif name == "linear_fs":
             subset = torch.as_tensor(balanced_subsample(train_labels, seed))
             feats = train_feats if isinstance(train_feats, torch.Tensor) else torch.as_tensor(np.asarray(train_feats))
@@ -663,6 +673,7 @@ __all__ = [
     "parse_eval",
     "EVAL_SUITES",
     "PROBE_SET_OF",
+    "FS_PROBE_SET",
     "class_accuracies",
     "group_report",
     "evaluate",

@@ -42,6 +42,7 @@ from bench.leaderboard import (
     METRIC_LABELS,
     SPEED_KINDS,
     main_metric,
+    method_label,
     method_order,
     records_frame,
     repeat_means,
@@ -110,7 +111,7 @@ def _by_method(records: list[dict[str, Any]], kinds: tuple[str, ...] = ("run",))
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         if record.get("kind", "run") in kinds:
-            grouped[record["method"]].append(record)
+            grouped[method_label(record)].append(record)
     return {m: grouped[m] for m in method_order(list(grouped))}
 
 

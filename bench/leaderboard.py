@@ -16,6 +16,11 @@ metrics a few stars arise by chance (no multiple-comparison correction is applie
 A throughput table per hardware follows: throughput ratios are only ever taken between records from
 the same hardware.
 
+Records made under an older recipe version of their method (``method_info.recipe_version``, 1 when
+absent) get their own row, labelled e.g. ``moco (v1 recipe)`` (:func:`method_label`): a change that
+moves a method's numbers never mixes old and new records in one mean (leaderboard/PROTOCOL.md,
+"Versions").
+
 Only records of kind ``run`` and ``floor`` enter the accuracy tables; other kinds (e.g. ``throughput``
 records, which measure speed only) appear in their own section (bench.throughput), and unknown kinds are ignored.
 The summary, provenance and figures around these tables come from :mod:`bench.report`, which passes
@@ -25,6 +30,7 @@ stays the tables alone.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -57,6 +63,36 @@ learned nothing useful. Under each table, the difference of every method to `con
 """
 
 
+def record_recipe_version(record: dict[str, Any]) -> int:
+    """The version of its method's recipe a record was made under (``method_info.recipe_version``);
+    records written before versions existed are version 1."""
+    return int((record.get("method_info") or {}).get("recipe_version", 1))
+
+
+@functools.lru_cache(maxsize=None)
+def current_recipe_version(method: str) -> int | None:
+    """The recipe version of the registered method ``method`` today (None for a name no longer registered)."""
+    from bench.errors import UserError
+    from methods import get_method_class
+
+    try:
+        return int(get_method_class(method).recipe_version)
+    except UserError:
+        return None
+
+
+def method_label(record: dict[str, Any]) -> str:
+    """The record's row label: its method, with `` (vN recipe)`` when it was made under another recipe
+    version of the method than the current one (e.g. ``moco (v1 recipe)`` for MoCo records made before
+    shuffle BN and the MoCo recipe), so that no row averages two versions. Floors are never versioned."""
+    label = record["method"]
+    if record.get("kind", "run") != "run":
+        return label
+    registered = (record.get("config") or {}).get("method") or label.split("[", 1)[0]
+    current, version = current_recipe_version(registered), record_recipe_version(record)
+    return label if current is None or version == current else f"{label} (v{version} recipe)"
+
+
 def _protocol_id(record: dict[str, Any]) -> str:
     # A record without a protocol (a foreign kind) still gets a table of its own dataset.
     return json.dumps(record.get("protocol") or {"dataset": record.get("dataset", "unknown")}, sort_keys=True)
@@ -73,7 +109,7 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             continue
         row = {
             "protocol": _protocol_id(record),
-            "method": record["method"],
+            "method": method_label(record),
             "kind": record.get("kind", "run"),
             "seed": record["seed"],
             "split": record.get("split"),

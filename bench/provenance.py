@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.leaderboard import method_order
+from bench.leaderboard import method_label, method_order
 
 UNKNOWN = "unknown"
 
@@ -82,7 +82,7 @@ def provenance_markdown(records: list[dict[str, Any]], methods: bool = True) -> 
         return lines
     info: dict[str, dict[str, Any]] = {}
     for record in records:
-        info.setdefault(record["method"], record.get("method_info") or {})
+        info.setdefault(method_label(record), record.get("method_info") or {})
     lines.append("\n| Method | What it is | Citation |\n|---|---|---|")
     lines += [f"| {m} | {_cell(info[m].get('description'))} | {_cell(info[m].get('citation'))} |" for m in method_order(list(info))]
     return lines

@@ -1,6 +1,7 @@
 """The leaderboard report: leaderboard/README.md and leaderboard/figures/, from records alone.
 
-:func:`render_report` composes the markdown: the header, the generated summary
+:func:`render_report` composes the markdown: the header, a link to the protocol document
+(leaderboard/PROTOCOL.md: the official code each method follows and every deviation), the generated summary
 (:mod:`bench.summary`), and per table the tables (:mod:`bench.leaderboard`), its provenance
 (:mod:`bench.provenance`) and links to its figures (:mod:`bench.figures`), relative to the README so
 they render on a code host. The markdown is deterministic: no clock, no absolute path, sorted orders.
@@ -26,6 +27,18 @@ from bench.records import atomic_write, load_records, successful
 from bench.summary import summary_markdown
 
 FIGURES_DIR = "figures"  # beside the README; links in the markdown are relative to it
+#: The protocol document (datasets, evaluation protocols, per method the official code it follows and
+#: every remaining deviation); the report links to it relative to the README.
+PROTOCOL_DOCUMENT = Path(__file__).resolve().parents[1] / "leaderboard" / "PROTOCOL.md"
+
+
+def protocol_note(link: str) -> str:
+    """The paragraph under the header that points at the protocol document and says what is not implemented."""
+    return (f"\nWhich official code each method and evaluation protocol follows, and every remaining deviation: "
+            f"[PROTOCOL.md]({link}). Not implemented: BCL-D (BCL on top of SDCLR) and BCL's own linear probe "
+            "(Adam on features extracted once). A method label ending in `(vN recipe)` marks records made under an "
+            "older version of that method's recipe (PROTOCOL.md, \"Versions\"): they get their own row and are "
+            "never averaged with the current version's.\n")
 
 
 def _by_protocol(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -40,8 +53,10 @@ def all_figures(records: list[dict[str, Any]]) -> list[FigureSpec]:
     return [spec for pid, group in sorted(_by_protocol(records).items()) for spec in protocol_figures(pid, group)]
 
 
-def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR) -> str:
-    """The README's markdown; ``figures_dir`` (default ``figures``) is the link prefix of figures."""
+def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR,
+                  protocol_link: str = PROTOCOL_DOCUMENT.name) -> str:
+    """The README's markdown; ``figures_dir`` (default ``figures``) is the link prefix of figures,
+    ``protocol_link`` the link to the protocol document (default: beside the README)."""
 
     def extras(pid: str, group: list[dict[str, Any]]) -> list[str]:
         # A `bench throughput` table lists its variants itself: no method table under it.
@@ -52,7 +67,18 @@ def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR)
             lines += [f"![{spec.title}]({figures_dir}/{spec.name})\n" for spec in specs]
         return lines
 
-    return render(records, summary=summary_markdown(records), section_extras=extras)
+    return render(records, summary=protocol_note(protocol_link) + summary_markdown(records), section_extras=extras)
+
+
+def _protocol_link(output: Path) -> str:
+    """The protocol document relative to the README at ``output`` (``PROTOCOL.md`` for the committed
+    leaderboard/README.md); a README outside the repository gets the document's path in the repository
+    (no machine-specific path ever enters the markdown)."""
+    repository = PROTOCOL_DOCUMENT.parents[1]
+    folder = output.resolve().parent
+    if folder == repository or repository in folder.parents:
+        return os.path.relpath(PROTOCOL_DOCUMENT, folder)
+    return str(PROTOCOL_DOCUMENT.relative_to(repository))
 
 
 def _load(results_dir: Path) -> list[dict[str, Any]]:
@@ -63,7 +89,7 @@ def write_report(results_dir: Path, output: Path, figures: Path | None = None) -
     """Write ``output`` and the figures (default: ``figures/`` beside it); returns the markdown."""
     records = _load(results_dir)
     figures = figures or output.parent / FIGURES_DIR
-    markdown = render_report(records, os.path.relpath(figures, output.parent))
+    markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     atomic_write(output, lambda handle: handle.write(markdown))
     write_figures(all_figures(records), figures)
     return markdown
@@ -85,7 +111,7 @@ def check_report(results_dir: Path, output: Path, figures: Path | None = None) -
         records = _load(results_dir)
     figures = figures or output.parent / FIGURES_DIR
     problems = []
-    markdown = render_report(records, os.path.relpath(figures, output.parent))
+    markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     if not output.exists() or output.read_text() != markdown:
         problems.append(f"{_shown(output)} differs from what the records generate; run `python -m bench leaderboard`")
     problems += [f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))]

@@ -1,6 +1,6 @@
 """One benchmark run, end to end: config -> data -> method -> trainer -> evaluation -> record.
 
-Each arrow is a plain function call with plain data (architecture.md). Everything a user can get
+Each arrow is a plain function call with plain data (leaderboard/PROTOCOL.md, "Architecture"). Everything a user can get
 wrong is checked in :func:`plan` before any training starts or any file is written.
 """
 
@@ -24,7 +24,7 @@ from bench.config import AugmentationSpec, RunConfig, resolve_config
 from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
-from bench.evaluation import PROBE_SET_OF, PROTOCOLS, evaluate
+from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
 from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
@@ -154,6 +154,7 @@ def plan(
             spec.presets[preset_name], name, dataset, seed, str(selected), spec.augmentation,
             {**overrides, "temperature_overrides": applicable[name], "construction": specs[split].construction, "split": split, "rho": specs[split].rho,
              "protocol_extra": specs[split].protocol_extra(data_root)},
+            method_recipe=get_method_class(name).recipe_for,
         )
         for split in split_list
         for seed in seeds
@@ -201,11 +202,16 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     # Raw pooled features once; kNN and LinearSVC take them L2-normalised (TS), SDCLR's probes raw.
     train_features = F.normalize(features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1)
     raw_test_features = features_of(encoder, data.test_images, spec, device, config.num_workers, normalize=False)
-    probe_sets = {}
-    for name in sorted({PROBE_SET_OF[p] for p in config.eval_protocols if p in PROBE_SET_OF}):
-        images, labels = data.probe_sets[name].load()
-        probe_sets[name] = (features_of(encoder, images, spec, device, config.num_workers, normalize=False),
-                            torch.from_numpy(labels))
+    probe_sets, extracted = {}, {}
+    for name in sorted(_probe_sets_needed(config, data)):
+        probe = data.probe_sets[name]
+        if id(probe) not in extracted:  # ImageNet's FS list is its few-shot probe list: extracted once
+            images, labels = probe.load()
+            extracted[id(probe)] = (features_of(encoder, images, spec, device, config.num_workers, normalize=False),
+                                    torch.from_numpy(labels))
+        raw, labels = extracted[id(probe)]
+        # TS's FS LinearSVC sees normalised features like every TS protocol; SDCLR's probes the raw ones.
+        probe_sets[name] = (F.normalize(raw, dim=1), labels) if name == FS_PROBE_SET else (raw, labels)
     extract_seconds = time.perf_counter() - start
     metrics = evaluate(
         train_features,
@@ -224,6 +230,25 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     )
     metrics.setdefault("timing", {})["feature_extraction"] = extract_seconds
     return metrics
+
+
+def _probe_sets_needed(config: RunConfig, data: LongTailData) -> set[str]:
+    """The probe sets of the protocols to run: the probes' own, and the dataset's FS list for
+    ``linear_fs`` where it publishes one (TS on ImageNet100-LT; CIFAR subsamples the LT set)."""
+    names = {PROBE_SET_OF[p] for p in config.eval_protocols if p in PROBE_SET_OF}
+    if "linear_fs" in config.eval_protocols and FS_PROBE_SET in data.probe_sets:
+        names.add(FS_PROBE_SET)
+    return names
+
+
+def _evaluation_descriptions(config: RunConfig, data: LongTailData) -> dict[str, str]:
+    """What each protocol of the record did; ``linear_fs`` names the list it trained on where the
+    dataset supplied one."""
+    described = {name: PROTOCOLS[name] for name in config.eval_protocols}
+    if "linear_fs" in described and FS_PROBE_SET in data.probe_sets:
+        described["linear_fs"] = ("linear probe, sklearn LinearSVC(C=1.0) on the features of the dataset's few-shot "
+                                  f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')")
+    return described
 
 
 def run_augmentation(config: RunConfig) -> AugmentationSpec:
@@ -246,7 +271,7 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "config": config.to_dict(),
         "protocol": config.protocol_key(),
         "data": data.summary(),
-        "evaluation": {name: PROTOCOLS[name] for name in config.eval_protocols},
+        "evaluation": _evaluation_descriptions(config, data),
         "run_id": config.run_id(),
         "environment": environment(device),
         "world_size": distributed.world_size(),  # processes (torchrun) that trained it; batch_size is global

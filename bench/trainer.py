@@ -1,6 +1,6 @@
 """The one training loop of the suite, shared by every method (methods never own a loop).
 
-The paper's recipe (protocol.md): SGD with momentum 0.9, linear warm-up then cosine decay of the
+The paper's recipe (leaderboard/PROTOCOL.md): SGD with momentum 0.9, linear warm-up then cosine decay of the
 learning rate per iteration (lightly's ``cosine_warmup_schedule``), two SimCLR views per image.
 In-memory datasets keep their uint8 images on the training device and are augmented a whole batch
 at a time (bench/augment.py), the airbench way: no per-image Python work on the hot path.

@@ -25,7 +25,7 @@ GROUP_NAMES = ("many", "medium", "few")
 
 
 def groups_by_thirds(class_counts: np.ndarray) -> np.ndarray:
-    """Many / medium / few by the thirds rule of SDCLR, BCL and GH (protocol.md).
+    """Many / medium / few by the thirds rule of SDCLR, BCL and GH (leaderboard/PROTOCOL.md).
 
     Classes are sorted by training count; the lowest ``C // 3`` are *few*, the next ``C // 3``
     *medium*, the rest *many* (3 / 3 / 4 on 10 classes, 33 / 33 / 34 on 100). Ties are broken by
@@ -54,7 +54,7 @@ def groups_by_count(class_counts: np.ndarray) -> np.ndarray:
 
     Boundary convention (stated, since papers differ at exactly 20 and 100): *many* has more than 100
     training images, *few* fewer than 20, *medium* 20..100 inclusive -- the wording of the OLTR paper
-    and of protocol.md. OLTR's code uses ``>= 100`` and ``<= 20`` instead; on ImageNet100-LT the two
+    and of leaderboard/PROTOCOL.md. OLTR's code uses ``>= 100`` and ``<= 20`` instead; on ImageNet100-LT the two
     differ by one class at each boundary (39 / 48 / 13 here, 40 / 46 / 14 with OLTR's code).
     """
     counts = np.asarray(class_counts)

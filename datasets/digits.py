@@ -29,9 +29,9 @@ def digits_split(targets: np.ndarray, test_per_class: int = TEST_PER_CLASS, rho:
     2. On the remaining pool apply the LDAM exponential profile (Cao et al. 2019) with
        ``n_max`` = the smallest remaining class count and ``rho`` (``ldam_indices(seed)``).
 
-    Deviation from protocol.md on purpose: its "digits-LT (n_max 174, rho 10) has 707 images" takes
-    the head class from the whole set, which leaves no balanced test set (class 0 would keep only
-    4 unused images). Holding out the test set first and taking ``n_max`` from the pool (124) gives
+    Deviation on purpose (leaderboard/PROTOCOL.md, "Datasets"): the figure "digits-LT (n_max 174,
+    rho 10) has 707 images" takes the head class from the whole set, which leaves no balanced test
+    set (class 0 would keep only 4 unused images). Holding out the test set first and taking ``n_max`` from the pool (124) gives
     503 training images, rarest class 12 (>= 10 so kNN@10 and per-class accuracy stay meaningful).
     """
     targets = np.asarray(targets)

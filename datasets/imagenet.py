@@ -8,7 +8,9 @@ ImageNet and every list below expect). The lists are ``<path relative to the roo
 - ``imagenet100_lt``: SDCLR's ImageNet100-LT (Jiang et al., ICML 2021; the CMC ImageNet-100 classes):
   pretraining ``imageNet_100_LT_train.txt`` (12,205 images, 1280 -> 6), test ``ImageNet_100_test.txt``
   (the 50 ILSVRC-2012 validation images of each class), few-shot probe
-  ``imageNet_100_sub_balance_train_0.01.txt`` (12 per class). Upstream: VITA-Group/SDCLR ``split/``.
+  ``imageNet_100_sub_balance_train_0.01.txt`` (12 per class), which is also the training set of TS's
+  FS SVM (probe set ``fs``: Annusha/temperature_schedules notebooks/simclr_tau_imagenet100.ipynb, ``txt_train_fs``).
+  Upstream: VITA-Group/SDCLR ``split/``.
 - ``imagenet_lt``: ImageNet-LT (Liu et al., OLTR, CVPR 2019): pretraining ``ImageNet_LT_train.txt``
   (115,846 images, 1280 -> 5), test ``ImageNet_LT_test.txt`` (the 50,000 ILSVRC-2012 validation
   images), few-shot probe ``imageNet_sub_balance_train_0.01.txt`` (SDCLR). Upstream:
@@ -147,6 +149,9 @@ class _ImageNetLT(DatasetSpec):
                              lambda: full_train_listing(root, wnids, val_paths)),
             "few": ProbeSet(f"few-shot probe list {self.lists.few}", few),
         }
+        # TS's FS SVM trains on the same list (12 images per class on ImageNet100-LT), not on a balanced
+        # subsample of the LT set (bench.evaluation.FS_PROBE_SET); one object, so it is extracted once.
+        probes["fs"] = probes["few"]
         return LongTailData(
             name=self.registered_name,
             train_images=train.files,

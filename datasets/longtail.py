@@ -18,7 +18,7 @@ def ldam_counts(n_max: int, num_classes: int, rho: float) -> list[int]:
 
     Class 0 is the head (``n_max``), class C-1 the tail (``n_max / rho``), as in LDAM-DRW's
     ``get_img_num_per_cls`` (which writes ``n_max * (1 / rho) ** (c / (C - 1))``; the two forms give
-    the same integers for every setting in protocol.md). E.g. ``ldam_counts(5000, 10, 100)`` is
+    the same integers for every setting in leaderboard/PROTOCOL.md). E.g. ``ldam_counts(5000, 10, 100)`` is
     ``[5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]`` (12,406 images).
     """
     if num_classes < 2:

@@ -31,7 +31,14 @@ class ContrastiveMethod(nn.Module):
       ``description`` / ``citation``: shown by ``bench list`` and on the leaderboard;
       ``accepts_temperature_strategies``: whether ``<this>+<strategy>`` names make sense;
       ``role``: ``objective`` (a loss / branches of its own: left of ``+``) or ``temperature`` (SimCLR
-      with a temperature strategy: right of ``+``); ``bench list`` shows what combines.
+      with a temperature strategy: right of ``+``); ``bench list`` shows what combines;
+      ``recipe``: optimiser values of the method's own published recipe (``lr``, ``weight_decay``) that
+      replace the dataset preset's unless the command line sets them (``--lr``, ``--weight-decay``);
+      ``recipe_lr_batch``: when set, the recipe's lr is per this many images and scales linearly with
+      the batch size (lightly's ``lr_factor = batch_size / 128``); ``recipe_source``: where the recipe
+      is published; ``recipe_version``: bumped whenever a change to the method changes its numbers
+      (records carry it in ``method_info``; records without it are version 1), so that the leaderboard
+      never mixes records of two versions in one row (leaderboard/PROTOCOL.md, "Versions").
     """
 
     description: ClassVar[str] = "SimCLR with NT-Xent"
@@ -42,6 +49,10 @@ class ContrastiveMethod(nn.Module):
     projection_dim: ClassVar[int] = 128
     large_image_temperature: ClassVar[TemperatureStrategy | None] = None
     registered_name: ClassVar[str] = "unregistered"
+    recipe: ClassVar[dict[str, float]] = {}
+    recipe_lr_batch: ClassVar[int | None] = None
+    recipe_source: ClassVar[str] = ""
+    recipe_version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -58,7 +69,7 @@ class ContrastiveMethod(nn.Module):
         self.feature_dim = feature_dim
         self.num_train_samples = num_train_samples
         self.large_images = image_size is not None and image_size >= LARGE_IMAGE_SIZE
-        # Hidden width = feature width, output 128, as the CIFAR-LT recipes (protocol.md).
+        # Hidden width = feature width, output 128, as the CIFAR-LT recipes (leaderboard/PROTOCOL.md).
         self.projection_head = SimCLRProjectionHead(feature_dim, feature_dim, self.projection_dim)
         # Each instance owns a copy (a learnable strategy's parameter must not be shared across runs),
         # with the command line's --tau / --tau-min / --tau-max where they apply.
@@ -145,11 +156,24 @@ class ContrastiveMethod(nn.Module):
         return groups
 
     @classmethod
-    def info(cls) -> dict[str, str]:
+    def recipe_for(cls, batch_size: int) -> dict[str, float]:
+        """The method's recipe values at ``batch_size`` (empty for methods that follow the preset)."""
+        values = dict(cls.recipe)
+        if "lr" in values and cls.recipe_lr_batch:
+            values["lr"] = values["lr"] * batch_size / cls.recipe_lr_batch
+        return values
+
+    @classmethod
+    def info(cls) -> dict[str, Any]:
         """What records and the leaderboard say about the method."""
-        return {
+        info: dict[str, Any] = {
             "name": cls.registered_name,
             "description": cls.description,
             "citation": cls.citation,
             "temperature": cls.temperature.describe(),
+            "recipe_version": cls.recipe_version,
         }
+        if cls.recipe:
+            scaling = f", lr per {cls.recipe_lr_batch} images, scaled with the batch" if cls.recipe_lr_batch else ""
+            info["recipe"] = f"method recipe {cls.recipe}{scaling}: {cls.recipe_source}"
+        return info

@@ -20,6 +20,11 @@ What differs from SimCLR (:class:`~methods.base.ContrastiveMethod`):
   carries ``bcl_w_mean`` and ``bcl_w_max``.
 
 M, seen and w are buffers, so a checkpoint carries them and a resumed run is exact.
+
+Recipe: weight decay 5e-4, the value of BCL's README commands for both its SimCLR and BCL-I rows
+(``train.py ... --weight_decay 5e-4``; SDCLR and BCL-D use 1e-4), as the method's ``recipe``: it
+replaces the preset's weight decay unless --weight-decay is given. Not implemented: BCL-D (BCL on
+top of SDCLR, k = 2) and BCL's own linear probe (Adam, features extracted once; eval_cifar.py).
 """
 
 from __future__ import annotations
@@ -59,10 +64,14 @@ class BoostedContrastiveLearning(ContrastiveMethod):
     """BCL-I: SimCLR with RandAugment whose strength follows each sample's momentum loss."""
 
     role = "objective"
-    description = "BCL-I: SimCLR + RandAugment with per-sample strength from the momentum loss (beta 0.97, tau 0.2)"
+    description = "BCL-I: SimCLR + RandAugment with per-sample strength from the momentum loss (beta 0.97, tau 0.2, wd 5e-4)"
     citation = "Zhou et al., Contrastive Learning with Boosted Memorization, ICML 2022"
     temperature = ConstantTemperature(tau=0.2)
     beta: float = 0.97
+    recipe = {"weight_decay": 5e-4}
+    recipe_source = "MediaBrain-SJTU/BCL README.md, train.py BCL_I ... --weight_decay 5e-4"
+    #: 2: BCL's weight decay 5e-4 (version 1: the preset's 1e-4).
+    recipe_version = 2
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -10,6 +10,12 @@ are hard: SDCLR's implicit emphasis on the tail. Evaluation uses the dense branc
 
 The gradient is the one of SDCLR's code in one forward per branch (its extra no-grad forward
 exists only to run two branches under DistributedDataParallel).
+
+Projection head: SDCLR's dual-BN ``proj_head`` (VITA-Group/SDCLR ``models/resnet_prune_multibn.py``,
+default ``twoLayerProj=False``, built by ``train_simCLR.py`` with ``--output_ch 128`` in its
+``cmds/shell_scrips/cifar-*-LT.sh``): fc(d, d)-BN-ReLU-fc(d, d, no bias)-BN-ReLU-fc(d, 128, no bias)-BN,
+each BN dual. ``sdclr_2layer`` keeps the two-layer head fc(d, d)-BN-ReLU-fc(d, 128, no bias)-BN
+(``twoLayerProj=True``), the one of BCL's re-implementation (MediaBrain-SJTU/BCL ``models/sdclr.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from torch import nn
 from torch.func import functional_call
 
 from methods.base import ContrastiveMethod
@@ -25,9 +32,21 @@ from methods.registry import register_method
 from methods.temperature import ConstantTemperature, TrainingProgress
 
 
+def sdclr_projection_head(width: int, output_dim: int, layers: int = 3) -> nn.Sequential:
+    """SDCLR's ``proj_head``: ``layers`` (3, or 2 as ``twoLayerProj=True``) fc layers, each followed by
+    BatchNorm1d, with ReLU between them; only the first fc has a bias (the others feed a BN)."""
+    if layers not in (2, 3):
+        raise ValueError(f"SDCLR's projection head has 2 or 3 layers, got {layers}")
+    modules: list[nn.Module] = [nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+    if layers == 3:
+        modules += [nn.Linear(width, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+    modules += [nn.Linear(width, output_dim, bias=False), nn.BatchNorm1d(output_dim)]
+    return nn.Sequential(*modules)
+
+
 @register_method("sdclr")
 class SDCLR(ContrastiveMethod):
-    """SimCLR between a dense and a self-pruned branch of one network."""
+    """SimCLR between a dense and a self-pruned branch of one network; SDCLR's three-layer dual-BN head."""
 
     role = "objective"
     description = "SDCLR: NT-Xent between the dense network and its 90 %-pruned self (dual BN, re-pruned every epoch)"
@@ -36,9 +55,14 @@ class SDCLR(ContrastiveMethod):
     large_image_temperature = ConstantTemperature(tau=0.3)
     prune_ratio: ClassVar[float] = 0.9
     large_image_prune_ratio: ClassVar[float] = 0.3
+    #: fc layers of the projection head: 3 (SDCLR's twoLayerProj=False) or 2 (twoLayerProj=True).
+    head_layers: ClassVar[int] = 3
+    #: 2: SDCLR's own three-layer head (version 1: lightly's two-layer SimCLR head).
+    recipe_version = 2
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.projection_head = sdclr_projection_head(self.feature_dim, self.projection_dim, self.head_layers)
         convert_to_dual_batchnorm(self.backbone)
         convert_to_dual_batchnorm(self.projection_head)
         self.active_prune_ratio = self.large_image_prune_ratio if self.large_images else self.prune_ratio
@@ -73,3 +97,12 @@ class SDCLR(ContrastiveMethod):
         kept = sum(int(m.sum()) for m in self.keep_masks())
         total = sum(m.numel() for m in self.keep_masks())
         return {**super().epoch_log(), "pruned_fraction": 1.0 - kept / total}
+
+
+@register_method("sdclr_2layer")
+class SDCLRTwoLayerHead(SDCLR):
+    """SDCLR with the two-layer dual-BN head, as BCL's re-implementation of SDCLR."""
+
+    description = ("SDCLR with the two-layer dual-BN head fc-BN-ReLU-fc-BN (twoLayerProj=True), "
+                   "as BCL's re-implementation (MediaBrain-SJTU/BCL models/sdclr.py)")
+    head_layers = 2

@@ -17,7 +17,7 @@ from torchvision.transforms import RandomResizedCrop
 from bench.augment import (
     BLUR_SIGMAS, BRIGHTNESS, CONTRAST, HUE, RATIO, SATURATION, BatchedSimCLRAugment,
     EvalPreprocess, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation,
-    gaussian_blur, lightly_eval_transform, lightly_transform, resized_crop, rgb_to_grayscale,
+    eval_resize_size, gaussian_blur, lightly_eval_transform, lightly_transform, resized_crop, rgb_to_grayscale,
 )
 from bench.config import AugmentationSpec
 
@@ -223,10 +223,24 @@ def test_eval_preprocess():
     assert out.shape == (4, 3, 16, 16)
     ref = TF.resize(_float(images), [16, 16], antialias=True)
     assert (_unnormalize(out, spec) - ref).abs().max() < 1e-5
-    # The per-image reference path gives the same result (up to PIL's uint8 rounding).
-    pil = lightly_eval_transform(spec)(Image.fromarray(images[0, :, :, 0].numpy()))
-    assert pil.shape == (3, 16, 16)
-    assert (pil - out[0]).abs().max() * max(spec.std) < 2.5 / 255
+
+
+def test_file_eval_transform_resizes_to_256_then_centre_crops_224():
+    # TS (train_simCLR.py, notebooks/simclr_tau_imagenet100.ipynb) and SDCLR: Resize(256), CenterCrop(224).
+    spec = replace(SPEC, input_size=224, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    assert eval_resize_size(224) == 256
+    pixels = np.zeros((256, 320, 3), np.uint8)  # a red frame 16 px wide around a green centre
+    pixels[:, :, 0] = 255
+    pixels[16:-16, 16 + 32:-16 - 32] = (0, 255, 0)
+    out = lightly_eval_transform(spec)(Image.fromarray(pixels))
+    assert out.shape == (3, 224, 224)
+    # The shorter side is already 256: no resampling, the crop takes exactly the green centre.
+    assert torch.equal(out[1], torch.ones(224, 224)) and out[0].abs().max() == 0
+    squashed = TF.resize(TF.to_tensor(Image.fromarray(pixels)), [224, 224], antialias=True)
+    assert squashed[0].max() > 0.9  # a direct resize to 224 x 224 would have kept the red frame
+    small = Image.fromarray(pixels[:40, :60])
+    reference = TF.to_tensor(TF.center_crop(TF.resize(small, eval_resize_size(32)), [32, 32]))
+    assert torch.equal(lightly_eval_transform(replace(spec, input_size=32))(small), reference)
 
 
 # ------------------------------------------------------------------------------------------------

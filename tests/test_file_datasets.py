@@ -74,6 +74,24 @@ def test_imagenet100_lt_loads_from_an_imagenet_root(imagenet100_root):
     assert len(few_images) == 1200 and np.bincount(few_labels).tolist() == [12] * 100
 
 
+def test_imagenet100_lt_fs_probe_is_ts_list_of_12_per_class(imagenet100_root):
+    # TS (notebooks/simclr_tau_imagenet100.ipynb, txt_train_fs): imageNet_100_sub_balance_train_0.01.txt.
+    from bench import runner
+    from bench.config import RunConfig
+
+    data = create_dataset("imagenet100_lt").load(imagenet100_root)
+    assert data.probe_sets["fs"] is data.probe_sets["few"]
+    assert "imageNet_100_sub_balance_train_0.01.txt" in data.probe_sets["fs"].description
+    fs_images, fs_labels = data.probe_sets["fs"].load()
+    assert len(fs_images) == 1200 and np.bincount(fs_labels).tolist() == [12] * 100
+    config = RunConfig(method="constant", dataset="imagenet100_lt", seed=0, preset="tiny", backbone="small_cnn",
+                       epochs=1, batch_size=8, lr=0.5, momentum=0.9, weight_decay=1e-4, warmup_epochs=0,
+                       temperature_period=1, temperature_period_rule="", device="cpu",
+                       eval_protocols=("knn1", "linear_fs"))
+    assert runner._probe_sets_needed(config, data) == {"fs"}
+    assert "sub_balance_train_0.01" in runner._evaluation_descriptions(config, data)["linear_fs"]
+
+
 def test_imagenet_without_images_says_what_to_download(shared_data, tmp_path):
     root = tmp_path / "imagenet"
     shutil.copytree(shared_data / "splits" / "imagenet-100", root / "split" / "imagenet-100")

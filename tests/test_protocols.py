@@ -186,3 +186,25 @@ def test_runs_probe_on_raw_features_and_vote_on_normalised_ones(monkeypatch):
     assert not torch.allclose(probe.norm(dim=1), torch.ones(24))
     assert torch.allclose(torch.nn.functional.normalize(probe, dim=1), train, atol=1e-6)
     assert torch.allclose(seen["kwargs"]["probe_test_feats"], probe)
+
+
+def test_linear_fs_trains_on_the_datasets_fs_list_where_it_supplies_one():
+    # TS on ImageNet100-LT: the FS SVM trains on imageNet_100_sub_balance_train_0.01.txt, not on a
+    # balanced subsample of the LT set. Here the LT set's labels are shuffled (nothing to learn) and
+    # the FS list is clean: only the list can give a perfect probe.
+    x, y = _blobs([40, 20, 14, 12])
+    y_noise = torch.from_numpy(np.random.RandomState(0).permutation(y.numpy()))
+    xt, yt = _blobs([10, 10, 10, 10], seed=1)
+    fs_x, fs_y = _blobs([12, 12, 12, 12], seed=2)
+    groups = np.array(["many", "many", "medium", "few"])
+    with_list = evaluate(x, y_noise, xt, yt, 4, groups, protocols=("linear_fs",), probe_sets={"fs": (fs_x, fs_y)})
+    without = evaluate(x, y_noise, xt, yt, 4, groups, protocols=("linear_fs",))
+    assert with_list["linear_fs"]["overall"] == pytest.approx(100.0)
+    assert without["linear_fs"]["overall"] < 90.0  # CIFAR's rule: the subsample of the (noisy) LT set
+
+
+def test_cifar_keeps_the_balanced_subsample_rule_for_fs(tmp_path):
+    run_plan = runner.plan(["constant"], "digits_lt", [0], "tiny", {"eval_protocols": ("linear_fs",)}, "cpu", tmp_path)
+    data = runner.load_data(run_plan)
+    assert "fs" not in data.probe_sets
+    assert runner._probe_sets_needed(run_plan.configs[0], data) == set()

@@ -11,7 +11,7 @@ import pytest
 
 from bench.cli import main
 from bench.figures import protocol_figures, stored_digest
-from bench.leaderboard import protocol_id, records_frame, throughput_table
+from bench.leaderboard import current_recipe_version, protocol_id, records_frame, throughput_table
 from bench.records import SCHEMA_VERSION, load_records, write_record
 from bench.report import all_figures, check_report, render_report, write_report
 
@@ -53,7 +53,9 @@ def make_record(dataset: str, method: str, seed: int, overall: float, few: float
         "environment": {"hardware": HARDWARE[seed], "python": "3.11.7", "packages": {"torch": "2.14.1"},
                         "git_commit": f"{seed:01d}" * 40},
         "command": f"python -m bench run --dataset {dataset} --seeds 0-2",
-        "method_info": {"name": method, "description": description, **({"citation": citation} if citation else {})},
+        # A record written today carries its method's current recipe version (none for floors).
+        "method_info": {"name": method, "description": description, **({"citation": citation} if citation else {}),
+                        **({"recipe_version": current_recipe_version(method)} if kind == "run" else {})},
         "started_at": f"2026-11-2{seed}T10:00:00+00:00", "finished_at": f"2026-11-2{seed}T10:05:00+00:00",
     }
 
@@ -185,7 +187,9 @@ def test_throughput_of_two_hardware_never_shares_a_comparison(built):
 
 def test_the_report_is_deterministic(built):
     records = load_records(built / "results")
-    assert render_report(records) == render_report(list(reversed(records))) == (built / "README.md").read_text()
+    link = "leaderboard/PROTOCOL.md"  # a README outside the repository links the document's repository path
+    assert render_report(records, protocol_link=link) == render_report(list(reversed(records)), protocol_link=link) \
+        == (built / "README.md").read_text()
 
 
 def test_check_passes_on_a_fresh_report_and_writes_nothing(board):
@@ -245,3 +249,35 @@ def test_the_committed_leaderboard_passes_the_check(tmp_path):
     shutil.copytree(REPO / "leaderboard", copy)
     assert check_report(copy / "results", copy / "README.md") == []
     assert all_figures(load_records(copy / "results"))
+
+
+def _versioned(record: dict, version: int | None) -> dict:
+    record["method_info"].pop("recipe_version", None)
+    if version is not None:
+        record["method_info"]["recipe_version"] = version
+    return record
+
+
+def test_records_of_an_older_recipe_version_get_their_own_row(tmp_path):
+    # moco's recipe is version 2 (shuffle BN, lightly's MoCo lr / wd); records without a version are 1.
+    assert current_recipe_version("moco") == 2 and current_recipe_version("constant") == 1
+    records = [make_record("alpha_lt", "constant", seed, 50.0 + seed, 30.0) for seed in range(2)]
+    records += [_versioned(make_record("alpha_lt", "moco", seed, 40.0, 20.0), None) for seed in range(2)]
+    records += [_versioned(make_record("alpha_lt", "moco", seed, 60.0, 40.0), 2) for seed in range(2)]
+    records += [_versioned(make_record("alpha_lt", "sdclr+cosine_tau", 0, 45.0, 25.0), 1)]
+    frame = records_frame(records)
+    assert sorted(frame["method"].unique()) == ["constant", "moco", "moco (v1 recipe)", "sdclr+cosine_tau (v1 recipe)"]
+    assert frame.loc[frame["method"] == "moco", "knn10/overall"].tolist() == [60.0, 60.0]  # never averaged with v1
+    markdown = render_report(records)
+    assert "| moco (v1 recipe) " in markdown and "| moco  " in markdown
+    assert "[PROTOCOL.md](PROTOCOL.md)" in markdown and "BCL-D" in markdown
+    # The record files themselves are not touched: the label exists only in the report.
+    assert records[2]["method"] == "moco" and "recipe_version" not in records[2]["method_info"]
+
+
+def test_the_committed_leaderboard_links_the_protocol_document_which_exists(tmp_path):
+    from bench.report import PROTOCOL_DOCUMENT, _protocol_link
+
+    assert PROTOCOL_DOCUMENT.is_file()
+    assert _protocol_link(REPO / "leaderboard" / "README.md") == "PROTOCOL.md"
+    assert _protocol_link(tmp_path / "README.md") == "leaderboard/PROTOCOL.md"

@@ -143,10 +143,13 @@ def test_moco_step_uses_the_queue_before_its_own_keys_then_enqueues_them():
     method = make("moco", num_train_samples=64)
     before = method.queue.keys.clone()
     images = torch.randn(8, 3, 16, 16)
+    state = torch.get_rng_state()
     loss = method.training_step(images, images.flip(-1), torch.arange(8), progress())
+    torch.set_rng_state(state)  # replay the step's batch shuffle of the keys
+    order = torch.randperm(8)
     with torch.no_grad():
         query = method(images)
-        key = method.key_head(method.key_backbone(images.flip(-1)))
+        key = method.key_head(method.key_backbone(images.flip(-1)[order]))[torch.argsort(order)]
     expected = info_nce_per_query(queue_similarities(query, key, before), 0.2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert torch.allclose(method.queue.keys[:8], torch.nn.functional.normalize(key, dim=1))

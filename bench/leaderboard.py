@@ -307,8 +307,11 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
             parts.append(tabulate(differences, headers="keys", tablefmt="github", showindex=False))
         speed = throughput_table(part)
         if not speed.empty:
+            packed = max((int(r.get("packed_runs", 1)) for r in successful(records) if _protocol_id(r) == protocol_id), default=1)
+            how = (f"up to {packed} runs shared the device at a time (`bench gpu-check` packs them), so each run's "
+                   "speed is its share of it" if packed > 1 else "the runs ran one after another")
             parts.append("\nThroughput of these runs (steady state, source images per second; ratios only within one "
-                         "hardware; the runs ran one after another, so machine load differs between them: the "
+                         f"hardware; {how}, and machine load differs between runs: the "
                          "controlled comparison is the interleaved `bench throughput` section):\n")
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
         if section_extras is not None:

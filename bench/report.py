@@ -71,14 +71,13 @@ def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR,
 
 
 def _protocol_link(output: Path) -> str:
-    """The protocol document relative to the README at ``output`` (``PROTOCOL.md`` for the committed
-    leaderboard/README.md); a README outside the repository gets the document's path in the repository
-    (no machine-specific path ever enters the markdown)."""
-    repository = PROTOCOL_DOCUMENT.parents[1]
-    folder = output.resolve().parent
-    if folder == repository or repository in folder.parents:
-        return os.path.relpath(PROTOCOL_DOCUMENT, folder)
-    return str(PROTOCOL_DOCUMENT.relative_to(repository))
+    """The protocol document as the README at ``output`` links it: ``PROTOCOL.md`` where the README's
+    folder has a copy of it (the committed leaderboard/, or a copy of that folder, which must render
+    the same bytes), else the document's path in the repository (no machine-specific path ever enters
+    the markdown)."""
+    if (output.parent / PROTOCOL_DOCUMENT.name).is_file():
+        return PROTOCOL_DOCUMENT.name
+    return str(PROTOCOL_DOCUMENT.relative_to(PROTOCOL_DOCUMENT.parents[1]))
 
 
 def _load(results_dir: Path) -> list[dict[str, Any]]:

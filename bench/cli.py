@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tau", type=float, default=None, help="the temperature of constant-temperature methods (default 0.2)")
     run.add_argument("--tau-min", type=float, default=None, help="lowest temperature of scheduled methods (cosine_tau: tau-, default 0.1)")
     run.add_argument("--tau-max", type=float, default=None, help="highest temperature of scheduled methods (cosine_tau: tau+, default 1.0)")
+    run.add_argument("--monitor-every", type=_positive_int, default=None, help="kNN@10 on the test set every N epochs "
+                     "during training, kept in the record's history (default: the preset's; off on GPU presets)")
     run.add_argument("--checkpoint-every", type=_positive_int, default=10, help="write a checkpoint every N epochs (and on SIGINT/SIGTERM); default 10")
     run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue from the last checkpoint and skip finished runs (default); --no-resume starts over, keeping old checkpoints aside")
@@ -203,6 +205,7 @@ def command_run(args: argparse.Namespace) -> int:
         "eval_protocols": parse_eval(args.eval) if args.eval is not None else None,
         "num_workers": args.num_workers,
         "compile": args.compile,
+        "monitor_every": args.monitor_every,
     }
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     results_dir = args.results_dir.resolve()

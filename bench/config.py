@@ -47,6 +47,8 @@ class TrainPreset:
     warmup_epochs: int = 10
     temperature_period: Optional[int] = None  # None -> epochs / 5 (5 cycles, as the CIFAR protocol)
     description: str = ""
+    #: kNN@10 on the test set every N epochs, stored in the history (None: off, as on the GPU presets).
+    monitor_every: Optional[int] = None
 
     def resolved_period(self) -> int:
         return self.temperature_period if self.temperature_period is not None else max(1, round(self.epochs / 5))
@@ -90,6 +92,9 @@ class RunConfig:
     #: The values the method's own recipe set instead of the preset's (e.g. moco's lr and weight decay,
     #: ``ContrastiveMethod.recipe``); empty when the preset's values (or the command line's) apply.
     method_recipe: dict = field(default_factory=dict)
+    #: Accuracy during training every N epochs (``--monitor-every``; None: off). It reads the network in
+    #: evaluation mode without changing it, so it is not part of the run's identity.
+    monitor_every: Optional[int] = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -172,6 +177,7 @@ def resolve_config(
         rho=overrides.get("rho"),
         protocol_extra=dict(overrides.get("protocol_extra", {})),
         method_recipe=recipe,
+        monitor_every=preset.monitor_every,
     )
     if "eval_protocols" in overrides:
         config.eval_protocols = tuple(overrides["eval_protocols"])
@@ -181,6 +187,8 @@ def resolve_config(
 
 def validate(config: RunConfig) -> None:
     """Refuse impossible values with one line each (checked before any work starts)."""
+    if config.monitor_every is not None and config.monitor_every <= 0:
+        raise UserError(f"--monitor-every must be a positive number of epochs, got {config.monitor_every}.")
     for name in ("epochs", "batch_size", "temperature_period"):
         value = getattr(config, name)
         if value <= 0:
@@ -200,7 +208,7 @@ def validate(config: RunConfig) -> None:
 def run_id_of(config: dict[str, Any]) -> str:
     """The run id of a config dict (also used for records written before run ids existed)."""
     # Where data live, loader workers and compilation change how a run executes, not its result.
-    identity = {k: v for k, v in config.items() if k not in ("data_root", "num_workers", "compile")}
+    identity = {k: v for k, v in config.items() if k not in ("data_root", "num_workers", "compile", "monitor_every")}
     identity.setdefault("temperature_overrides", {})
     if not identity.get("method_recipe"):  # runs that follow their preset keep their ids
         identity.pop("method_recipe", None)

@@ -179,21 +179,23 @@ def throughput_data(frame: pd.DataFrame) -> dict[str, Any]:
     return {"hardware": out} if out else {}
 
 
-def _accuracy_history_key(records: list[dict[str, Any]]) -> str | None:
-    """A kNN accuracy logged per epoch, if any history has one (none does yet)."""
-    keys = sorted({k for r in records for row in r.get("history") or [] for k in row if k.startswith("knn")})
-    return keys[0] if keys else None
+#: The accuracy the trainer logs during training (``--monitor-every``): kNN@10 overall and few-shot.
+MONITORED = "knn10"
+MONITORED_FEW = "knn10_few"
 
 
 def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per method: mean loss per epoch, and mean kNN accuracy per epoch where histories log it."""
+    """Per method: mean loss per epoch; where histories log it (``--monitor-every``), the mean kNN@10
+    overall and on the few-shot classes at the monitored epochs, with tau per epoch beside it -- what the
+    low- and high-tau phases of a schedule do to the tail (TS, Kukleva et al., ICLR 2023, Fig. 1)."""
     runs = _by_method(records)
-    key = _accuracy_history_key([r for rs in runs.values() for r in rs])
-    curves: dict[str, Any] = {"loss": {}, "accuracy": {}, "accuracy_key": key}
+    monitored = any(MONITORED in row for rs in runs.values() for r in rs for row in r.get("history") or [])
+    curves: dict[str, Any] = {"loss": {}, "accuracy": {}, "accuracy_key": MONITORED if monitored else None}
+    if monitored:
+        curves.update(few={}, tau={})
     for method, method_runs in runs.items():
-        for name, history_key in (("loss", "loss"), ("accuracy", key)):
-            if history_key is None:
-                continue
+        wanted = [("loss", "loss")] + ([("accuracy", MONITORED), ("few", MONITORED_FEW), ("tau", "tau")] if monitored else [])
+        for name, history_key in wanted:
             epochs, values = _per_epoch_mean(method_runs, history_key)
             if epochs:
                 curves[name][method] = {"epoch": epochs, "value": values}
@@ -344,15 +346,28 @@ def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
 
 
 def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
-    panels = [("loss", "loss")] + ([("accuracy", f"{data['accuracy_key']} accuracy (%)")] if data["accuracy"] else [])
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, ylabel) in zip(axes, panels):
-        colours = _colours(list(data[name]))
-        for method, entry in data[name].items():
-            ax.plot(entry["epoch"], entry["value"], color=colours[method], label=method)
-        ax.set(xlabel="epoch", ylabel=ylabel)
-        _legend(ax)
-    note = "" if data["accuracy"] else " (no kNN accuracy logged per epoch)"
+    monitored = bool(data["accuracy"])
+    axes = fig.subplots(1, 2 if monitored else 1, squeeze=False, width_ratios=[1, 2] if monitored else None)[0]
+    colours = _colours(list(data["loss"]))
+    for method, entry in data["loss"].items():
+        axes[0].plot(entry["epoch"], entry["value"], color=colours[method], label=method)
+    axes[0].set(xlabel="epoch", ylabel="loss")
+    _legend(axes[0])
+    if monitored:
+        ax = axes[1]
+        for method, entry in data["accuracy"].items():
+            ax.plot(entry["epoch"], entry["value"], color=colours.get(method), marker=".", label=f"{method}: all classes")
+            few = data["few"].get(method)
+            if few:
+                ax.plot(few["epoch"], few["value"], color=colours.get(method), linestyle="--", marker=".",
+                        label=f"{method}: few-shot classes")
+        ax.set(xlabel="epoch", ylabel="kNN@10 on the test set (%)")
+        ax.legend(fontsize="x-small", loc="best")  # inside: the right edge holds the tau axis
+        tau_axis = ax.twinx()  # tau beside the accuracy: the schedule's phases against the tail
+        for method, entry in data["tau"].items():
+            tau_axis.plot(entry["epoch"], entry["value"], color=colours.get(method), linestyle=":", linewidth=1)
+        tau_axis.set_ylabel("tau (dotted)")
+    note = "" if monitored else " (no kNN accuracy logged per epoch: --monitor-every)"
     fig.suptitle(f"Training curves, mean over repeats{note}")
 
 

@@ -24,7 +24,7 @@ from bench.config import AugmentationSpec, RunConfig, resolve_config
 from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
-from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
+from bench.evaluation import FS_PROBE_SET, GROUPS, PROBE_SET_OF, PROTOCOLS, evaluate
 from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
@@ -312,8 +312,10 @@ def run_one(
     method = build_method(config, num_train_samples=len(data.train_images))
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
+    monitor = knn_monitor(data, config, device) if config.monitor_every and distributed.is_main() else None
     try:
-        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer, stop)
+        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer,
+                       stop, monitor)
     except TrainingDiverged as diverged:
         record.update(
             status="failed",
@@ -338,6 +340,23 @@ def run_one(
         finished_at=utc_now(),
     )
     return record
+
+
+def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> Callable[[ContrastiveMethod], dict]:
+    """Accuracy during training (``--monitor-every``): TS's kNN@10 of the test set against the long-tail
+    training set, overall and per many / medium / few group, from the backbone as it is at that epoch
+    (in evaluation mode; nothing of the network or of any random generator changes)."""
+    spec = run_augmentation(config)
+    train_labels, test_labels = torch.from_numpy(data.train_labels), torch.from_numpy(data.test_labels)
+
+    def measure(method: ContrastiveMethod) -> dict[str, float]:
+        train_features = features_of(method.backbone, data.train_images, spec, device, config.num_workers)
+        test_features = features_of(method.backbone, data.test_images, spec, device, config.num_workers)
+        report = evaluate(train_features, train_labels, test_features, test_labels, data.num_classes, data.groups,
+                          protocols=("knn10",), device=device)["knn10"]
+        return {"knn10": report["overall"], **{f"knn10_{group}": report[group] for group in GROUPS}}
+
+    return measure
 
 
 def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -> list[dict]:

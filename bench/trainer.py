@@ -122,8 +122,13 @@ def train(
     show_progress: bool = True,
     checkpointer: Checkpointer | None = None,
     stop: StopRequest | None = None,
+    monitor: Callable[[ContrastiveMethod], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``method`` in place for ``config.epochs`` epochs on uint8 images (N, H, W, C) or image files.
+
+    With ``monitor`` and ``config.monitor_every`` = N, every N epochs and after the last one the
+    monitor's values (the runner's kNN@10 on the test set, overall and per group) join that epoch's
+    history entry; the time it takes is left out of the throughput.
 
     With a ``checkpointer``, a checkpoint is written every ``checkpointer.every_epochs`` epochs and
     when ``stop`` is requested (SIGTERM / SIGINT), and an existing checkpoint is resumed exactly: on
@@ -192,7 +197,7 @@ def train(
     segment_start_step = step
     log_every = max(1, config.epochs // 10)  # ten log lines per run; every epoch is in the record
     bar = tqdm(total=total_steps, initial=step, desc=method.registered_name, unit="step", disable=not show_progress, leave=False)
-    augment_seconds = compute_seconds = 0.0
+    augment_seconds = compute_seconds = monitor_seconds = 0.0
     measure_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         resuming_this_epoch = epoch == start_epoch and start_batch > 0
@@ -207,7 +212,7 @@ def train(
             if step - segment_start_step == unmeasured_steps:
                 _sync(device)
                 measure_start = time.perf_counter()
-                augment_seconds = compute_seconds = 0.0
+                augment_seconds = compute_seconds = monitor_seconds = 0.0
             t0 = time.perf_counter()
             batch_views = next(batches)  # augmentation on the device, or waiting for the loader
             t1 = time.perf_counter()
@@ -242,6 +247,11 @@ def train(
         bad = [k for k, v in entry.items() if not _is_finite(v)]
         if bad:
             raise TrainingDiverged(method.registered_name, epoch + 1, step - 1, entry[bad[0]], result.history, what=bad[0])
+        if monitor is not None and config.monitor_every and ((epoch + 1) % config.monitor_every == 0
+                                                             or epoch + 1 == config.epochs):
+            monitor_start = time.perf_counter()
+            entry.update(monitor(method))
+            monitor_seconds += time.perf_counter() - monitor_start
         result.history.append(entry)
         bar.set_postfix(loss=f"{mean_loss:.3f}", tau=f"{entry.get('tau', float('nan')):.3f}")
         if show_progress and (epoch + 1) % log_every == 0:
@@ -252,7 +262,7 @@ def train(
         if checkpointer is not None and ((epoch + 1) % checkpointer.every_epochs == 0 or epoch + 1 == config.epochs):
             checkpointer.save(snapshot(epoch + 1, 0))
     _sync(device)
-    measured_seconds = time.perf_counter() - measure_start
+    measured_seconds = time.perf_counter() - measure_start - monitor_seconds
     bar.close()
 
     measured_steps = total_steps - segment_start_step - unmeasured_steps
@@ -262,6 +272,7 @@ def train(
         "measured_steps": measured_steps,
         "excluded_warmup_steps": unmeasured_steps,
         "measured_seconds": measured_seconds,
+        "monitor_seconds": monitor_seconds,  # accuracy during training (--monitor-every), not counted above
         # On CUDA the augmentation is launched asynchronously, so only the CPU split is meaningful.
         "augment_seconds": augment_seconds if not is_cuda else None,
         "compute_seconds": compute_seconds if not is_cuda else None,

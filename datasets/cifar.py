@@ -202,7 +202,7 @@ class _CifarLT(DatasetSpec):
         "quick": TrainPreset(name="quick", backbone="resnet18_cifar", epochs=200, batch_size=512, lr=0.5,
                              weight_decay=1e-4, warmup_epochs=10, description="200-epoch GPU run"),
         "cpu": TrainPreset(name="cpu", backbone="small_cnn", epochs=20, batch_size=256, lr=0.3,
-                           weight_decay=5e-4, warmup_epochs=2,
+                           weight_decay=5e-4, warmup_epochs=2, monitor_every=2,
                            description="CPU sanity run at 32x32 (minutes a method on 2 cores; not the paper's numbers)"),
         "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=1, batch_size=64, warmup_epochs=0,
                             description="smoke test"),

@@ -36,35 +36,6 @@ from datasets.imagefiles import ImageFiles
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def prefetched(batches: Iterator[Batch], device: torch.device) -> Iterator[Batch]:
-    """On CUDA: each batch's augmentation is launched on a side stream one batch ahead, so its small
-    kernels run beside the previous training step's instead of after them (the batched augmentation
-    was 31 % of a step on an H200 at batch 512). Elsewhere the batches unchanged.
-
-    The draws from the augmentation's generator keep their order (the training step draws none), so a
-    run sees the same views; only a checkpoint written mid-epoch holds the generator one batch ahead,
-    which a resumed CUDA run does not reproduce exactly (CUDA runs are not bitwise repeatable anyway).
-    """
-    if device.type != "cuda":
-        yield from batches
-        return
-    side = torch.cuda.Stream(device)
-    main = torch.cuda.current_stream(device)
-
-    def launch() -> Batch | None:
-        side.wait_stream(main)  # the images and the order the side stream reads are ready
-        with torch.cuda.stream(side):
-            return next(batches, None)
-
-    upcoming = launch()
-    while upcoming is not None:
-        main.wait_stream(side)
-        for tensor in upcoming:
-            tensor.record_stream(main)  # made on the side stream, used on the main one: keep it alive
-        current, upcoming = upcoming, launch()
-        yield current
-
-
 class BatchSource(Protocol):
     """What the trainer needs: how many steps an epoch has, an iterator of one epoch's batches, and
     the state a checkpoint needs to resume an epoch part-way (``epoch(resume=True, skip=k)`` continues

@@ -70,7 +70,7 @@ from tabulate import tabulate
 
 from bench.augment import BatchedSimCLRAugment
 from bench.config import RunConfig
-from bench.data import BatchSource, DeviceBatches, LoaderBatches, prefetched
+from bench.data import BatchSource, DeviceBatches, LoaderBatches
 from bench.environment import environment
 from bench.errors import UserError
 from bench.records import SCHEMA_VERSION, utc_now, write_record
@@ -143,11 +143,7 @@ class Variant:
         for _ in range(steps):
             t0 = time.perf_counter()
             batch = next(self.batches)
-            if device.type != "cuda":
-                # On CUDA no sync here: the trainer's next batch is augmented on a side stream beside
-                # this step (bench.data.prefetched), and a sync would serialise the two. The data / compute
-                # split is then the host's time only (the record says so).
-                _sync(device)
+            _sync(device)  # on CUDA the augmentation is asynchronous: count it as data time
             t1 = time.perf_counter()
             self.step(batch)
             _sync(device)
@@ -188,7 +184,7 @@ def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, p
         # method's hook (SDCLR re-prunes) and the per-sample strengths (BCL's RandAugment).
         method.on_epoch_start(progress())
         hand_sample_strength(method, source)
-        return prefetched(source.epoch(), device)  # as the trainer: on CUDA one batch ahead on a side stream
+        return source.epoch()
 
     def step(batch) -> torch.Tensor:
         n = counter["step"]
@@ -350,8 +346,7 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
             "cpu_ratio_to_constant": ratio(variant.label, BASELINE, cpu_speeds) if base else None,
             "data_seconds": data_s,
             "compute_seconds": compute_s,
-            # On CUDA the augmentation overlaps the step (no sync between them): no meaningful split.
-            "data_fraction": data_s / (data_s + compute_s) if device.type != "cuda" else None,
+            "data_fraction": data_s / (data_s + compute_s),
             "peak_memory": memory[variant.label],
         }
     out["suite_over_bare"] = ratio(BASELINE, BARE)
@@ -392,7 +387,7 @@ def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
             f"÷ {BASELINE} median [95 % CI]": ratio_text(ratio),
             f"÷ {BASELINE}, CPU time": ratio_text(entry.get("cpu_ratio_to_constant")),
             "cost": cost_verdict(ratio["per_repeat"]) if ratio and label != BASELINE else "-",
-            "data %": f"{100 * entry['data_fraction']:.0f}" if entry.get("data_fraction") is not None else "-",
+            "data %": f"{100 * entry['data_fraction']:.0f}",
             "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
         })
     return rows

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from bench import distributed
 from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
 from bench.config import AugmentationSpec, RunConfig
-from bench.data import BatchSource, batch_source, prefetched
+from bench.data import BatchSource, batch_source
 from bench.errors import UserError
 from datasets.imagefiles import ImageFiles
 from methods.base import ContrastiveMethod
@@ -207,7 +207,7 @@ def train(
         hand_sample_strength(method, source)  # also after a resume
         epoch_start = time.perf_counter()
         first_batch = start_batch if resuming_this_epoch else 0
-        batches = prefetched(source.epoch(resume=resuming_this_epoch, skip=first_batch), device)
+        batches = source.epoch(resume=resuming_this_epoch, skip=first_batch)
         for batch in range(first_batch, per_epoch):
             if step - segment_start_step == unmeasured_steps:
                 _sync(device)

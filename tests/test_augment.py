@@ -389,25 +389,3 @@ def test_speed_report():
     per_image = 2 * 256 / (time.perf_counter() - t0)
     print(f"\nBatchedSimCLRAugment: {batched:,.0f} views/s; lightly SimCLRTransform: {per_image:,.0f} views/s "
           f"(16x16 -> 16x16, batch 256, one thread)")
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"))])
-def test_prefetched_batches_are_the_plain_ones(device):
-    """The trainer's side-stream prefetch (bench.data.prefetched) changes when a batch is augmented,
-    never what it is: the same generator draws in the same order give the same views."""
-    from bench.config import AugmentationSpec
-    from bench.data import DeviceBatches, prefetched
-
-    images = np.random.default_rng(0).integers(0, 256, size=(80, 32, 32, 3), dtype=np.uint8)
-
-    def epoch_batches():
-        source = DeviceBatches(images, AugmentationSpec(), 16, torch.device(device),
-                               torch.Generator(device=device).manual_seed(0))
-        return source.epoch()
-
-    plain = [tuple(t.clone() for t in batch) for batch in epoch_batches()]
-    ahead = [tuple(t.clone() for t in batch) for batch in prefetched(epoch_batches(), torch.device(device))]
-    assert len(plain) == len(ahead) == 5
-    for a, b in zip(plain, ahead):
-        assert all(torch.equal(x, y) for x, y in zip(a, b))

@@ -56,14 +56,14 @@ def test_export_loads_with_timm_and_evaluates_to_the_runs_own_metrics(trained):
     assert info["backbone"] == BACKBONE and info["image_size"] == 16 and info["run_id"] == trained["record"]["run_id"]
     assert [info["mean"], info["std"]] == list(DIGITS_MEAN_STD)
     assert info["record"] == Path(trained["record"]["_path"]).name
-    # The README's three lines.
-    import timm
-    import bench.backbones  # noqa: F401 - registers resnet18_cifar and small_cnn into timm
-    from safetensors.torch import load_file
-
-    model = timm.create_model(BACKBONE, pretrained=False, num_classes=0)
-    model.load_state_dict(load_file(trained["export"]))
-    assert model.eval()(torch.zeros(2, 3, 16, 16)).shape == (2, 512)
+    # The README's three lines, as printed there, on this export.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Evaluating your own encoder", 1)[1]
+    lines = section.split("Three lines load it", 1)[1].split("\n\n")[1].splitlines()
+    assert len(lines) == 3
+    scope: dict = {}
+    exec("\n".join(line.strip() for line in lines).replace('"encoder.safetensors"', repr(str(trained["export"]))), scope)
+    assert scope["model"].eval()(torch.zeros(2, 3, 16, 16)).shape == (2, 512)
 
     record = evaluate(trained, trained["export"], "--name", "round-trip")
     assert record["metrics"] == trained["record"]["metrics"]

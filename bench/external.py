@@ -343,10 +343,6 @@ def external_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
     return {**kept, **PROTOCOL_MARK}
 
 
-def is_external_protocol(protocol: Optional[dict[str, Any]]) -> bool:
-    return bool(protocol) and protocol.get("encoder") == EXTERNAL_KIND
-
-
 def external_label(label: str, sha256: str) -> str:
     """The row label: ``external:LABEL (sha256 0123456789ab)``; two files never share a row."""
     return f"{EXTERNAL_PREFIX}{label} (sha256 {sha256[:12]})"
@@ -380,12 +376,14 @@ def evaluate_weights(
     from bench.records import load_records, utc_now, write_record
 
     encoder = load_encoder(Path(weights), backbone)
-    label = label or Path(weights).stem
-    if not label.strip():
-        raise UserError("--name must not be empty.")
+    label = label if label is not None else Path(weights).stem
+    # The label becomes a markdown table cell and a file name part: no pipes, backticks or line breaks.
+    if not label.strip() or any(c in label for c in "|`\n\r"):
+        raise UserError(f"--name {label!r}: give a non-empty label without '|', '`' or line breaks.")
     plan = runner.plan(["constant"], dataset, seeds, None, {**overrides, "backbone": encoder.backbone}, device,
                        results_dir, splits=splits)
     loaded = runner.load_all(plan)
+    encoder.model.to(plan.device)  # as the floors' backbone: evaluation runs where the data go (CUDA when there)
     existing = load_records(results_dir) if results_dir.exists() else []
     written: list[dict[str, Any]] = []
     method = external_label(label, encoder.sha256)
@@ -436,8 +434,10 @@ def _find_checkpoint(run_id: str, results_dir: Path) -> Path:
     directory = results_dir.parent / "checkpoints"  # bench.runner.RunPlan.checkpoint_dir
     found = sorted(p for p in directory.glob("*.pt") if p.stem.rsplit("__", 1)[-1].startswith(run_id)
                    and ".old" not in p.name) if directory.is_dir() else []
-    if len(run_id) < 6 or len({p.stem.rsplit("__", 1)[-1] for p in found}) > 1:
-        raise UserError(f"--run {run_id!r} is ambiguous; give more of the run_id (records say it).")
+    if len(run_id) < 6:
+        raise UserError(f"--run {run_id!r}: give at least 6 characters of the run_id (records say it).")
+    if len({p.stem.rsplit("__", 1)[-1] for p in found}) > 1:
+        raise UserError(f"--run {run_id!r} matches several runs' checkpoints; give more of the run_id.")
     if not found:
         raise UserError(f"no checkpoint of run {run_id!r} in {directory}; a finished run keeps its final checkpoint "
                         "there (pass --results-dir of the run, or --checkpoint FILE).")

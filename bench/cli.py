@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | list | leaderboard | throughput | gpu-check``.
+"""Command line: ``python -m bench run | evaluate | export | list | leaderboard | throughput | gpu-check``.
 
 Every user error ends with one line on stderr and exit code 2, before anything is written.
 """
@@ -50,10 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Examples:\n  python -m bench run\n  python -m bench run --methods cosine_tau,constant --dataset fashion_mnist_lt --seeds 0-2\n"
         "  python -m bench run --dataset cifar10_lt --construction sdclr --splits 1-5 --eval ts,sdclr --data-root DIR\n"
+        "  python -m bench evaluate --weights model.pt --backbone resnet18_cifar --dataset cifar10_lt --construction sdclr --splits 1-5 --eval sdclr\n"
+        "  python -m bench export --run RUN_ID --out encoder.safetensors\n"
         "  python -m bench list --presets\n  python -m bench leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,leaderboard,throughput,gpu-check}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate,export,list,leaderboard,throughput,gpu-check}")
 
     run = sub.add_parser(
         "run",
@@ -92,6 +94,40 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); the leaderboard README is written next to it")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="score an encoder's weights (any checkpoint, or a `bench export`) exactly as runs are scored",
+        description="Load --weights into the timm backbone --backbone (a plain state_dict, a checkpoint with the weights "
+        "under a key, the suite's own checkpoints and exports, TS / SDCLR / BCL checkpoints: see README, \"Evaluating your "
+        "own encoder\"), evaluate it with the suite's protocols on --dataset and write one record of kind external per "
+        "(split, seed), in a leaderboard table of external encoders. A key that does not match stops with one line.",
+    )
+    ev.add_argument("--weights", type=Path, required=True, help="the file: .pt/.pth/.tar (loaded with weights_only=True) or .safetensors")
+    ev.add_argument("--backbone", default=None, help="timm model name the weights belong to (default: the one a `bench export` names)")
+    ev.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
+    ev.add_argument("--construction", default=None, help="how the long tail is built (as for run)")
+    ev.add_argument("--splits", default=None, help="published splits to evaluate on, e.g. 1-5 for --construction sdclr")
+    ev.add_argument("--seeds", default="0", help="seeds of the probes (the linear probe's initialisation); default 0")
+    ev.add_argument("--eval", default=None, help="evaluation protocols, as for run (default knn1,knn10,wknn,linear)")
+    ev.add_argument("--data-root", default=None, help="where the dataset's files are")
+    ev.add_argument("--name", default=None, help="the encoder's label on the leaderboard (default: the file's stem)")
+    ev.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
+    ev.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for file datasets")
+    ev.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where records go (default: leaderboard/results)")
+    ev.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
+    ex = sub.add_parser(
+        "export",
+        help="write a trained run's encoder as safetensors (+ a JSON description) for timm",
+        description="Write the backbone of a finished (or checkpointed) run as safetensors, loadable with "
+        "timm.create_model(NAME, pretrained=False, num_classes=0).load_state_dict(...), and OUT.json beside it "
+        "(backbone, image size, normalisation, run and record).",
+    )
+    source = ex.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", default=None, help="the run_id of a record (its checkpoint lies in RESULTS_DIR/../checkpoints)")
+    source.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file of this suite")
+    ex.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
+    ex.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the run's record lies (default: leaderboard/results)")
 
     lst = sub.add_parser("list", help="list methods, datasets and presets", description="List registered methods, datasets and their presets.")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
@@ -245,6 +281,45 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def command_evaluate(args: argparse.Namespace) -> int:
+    from bench.evaluation import parse_eval
+    from bench.external import evaluate_weights
+    from bench.leaderboard import summary_table, write_leaderboard
+    from bench.records import load_records
+
+    results_dir = args.results_dir.resolve()
+    overrides = {
+        "construction": args.construction,
+        "data_root": args.data_root,
+        "eval_protocols": parse_eval(args.eval) if args.eval is not None else None,
+        "num_workers": args.num_workers,
+    }
+    splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
+    written = evaluate_weights(args.weights, args.backbone, args.dataset, args.name, results_dir, overrides,
+                               parse_seeds(args.seeds), splits, args.device)
+    tables = {json.dumps(r["protocol"], sort_keys=True) for r in written}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        related = [r for r in load_records(results_dir) if json.dumps(r.get("protocol"), sort_keys=True) in tables]
+    if related:
+        print("\nResults (accuracy %; external encoders have a table of their own, with its floors):")
+        print(summary_table(related))
+    if not args.no_leaderboard and written:
+        output = results_dir.parent / "README.md"
+        write_leaderboard(results_dir, output)
+        print(f"\nleaderboard written to {output}")
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from bench.external import export_encoder
+
+    info = export_encoder(args.out, args.results_dir.resolve(), run_id=args.run, checkpoint=args.checkpoint)
+    print(f"{args.out}: {info['backbone']} encoder of {info['method']} on {info['dataset']} (run {info['run_id']}); "
+          f"description in {args.out.with_suffix('.json')}")
+    return 0
+
+
 def command_list(args: argparse.Namespace) -> int:
     from datasets import DATASETS
     from methods import METHODS
@@ -304,7 +379,7 @@ def command_leaderboard(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "list": command_list, "leaderboard": command_leaderboard,
+    handlers = {"run": command_run, "evaluate": command_evaluate, "export": command_export, "list": command_list, "leaderboard": command_leaderboard,
                 "throughput": command_throughput, "gpu-check": command_gpu_check}
     try:
         return handlers[args.command](args)

@@ -21,8 +21,12 @@ absent) get their own row, labelled e.g. ``moco (v1 recipe)`` (:func:`method_lab
 moves a method's numbers never mixes old and new records in one mean (leaderboard/PROTOCOL.md,
 "Versions").
 
-Only records of kind ``run`` and ``floor`` enter the accuracy tables; other kinds (e.g. ``throughput``
-records, which measure speed only) appear in their own section (bench.throughput), and unknown kinds are ignored.
+Only records of kind ``run``, ``floor`` and ``external`` enter the accuracy tables; other kinds (e.g.
+``throughput`` records, which measure speed only) appear in their own section (bench.throughput), and unknown
+kinds are ignored. ``external`` records (encoders scored by ``bench evaluate``, bench/external.py) carry a
+protocol of their own (``encoder: external``, no epochs or batch size), so they get their own table, titled
+as external encoders, with its own floors: never a row, a mean or a difference shared with trained runs.
+Their rows read ``external:LABEL (sha256 0123456789ab)``.
 The summary, provenance and figures around these tables come from :mod:`bench.report`, which passes
 them in through :func:`render`'s ``summary`` and ``section_extras`` (defaults: none), so this module
 stays the tables alone.
@@ -49,7 +53,9 @@ SIGNIFICANCE_LEVEL = 0.05
 GROUPED_METRIC = "knn10"  # the metric whose many / medium / few split the tables show
 BASELINE = "constant"
 FLOOR_PREFIX = "floor:"
-ACCURACY_KINDS = ("run", "floor")  # record kinds that the accuracy and difference tables compare
+EXTERNAL_KIND = "external"  # records of `bench evaluate` (bench/external.py)
+EXTERNAL_PREFIX = "external:"  # how their row labels start: external:LABEL (sha256 0123456789ab)
+ACCURACY_KINDS = ("run", "floor", EXTERNAL_KIND)  # record kinds that the accuracy and difference tables compare
 SPEED_KINDS = ("run", "throughput")  # record kinds whose images_per_s the throughput table compares
 HEADER = """# Leaderboard
 
@@ -263,8 +269,12 @@ _STANDARD_KEYS = ("dataset", "backbone", "epochs", "batch_size", "evaluation")
 
 
 def _protocol_title(protocol: dict[str, Any]) -> str:
-    extra = "".join(f", {key} {value}" for key, value in sorted(protocol.items()) if key not in _STANDARD_KEYS)
+    extra = "".join(f", {key} {value}" for key, value in sorted(protocol.items())
+                    if key not in _STANDARD_KEYS and key != "encoder")
     get = lambda key: protocol.get(key, "?")  # noqa: E731 -- records of foreign kinds may lack a key
+    if protocol.get("encoder") == EXTERNAL_KIND:  # bench/external.py: trained elsewhere, no epochs of ours
+        return (f"{get('dataset')} — external encoders (not trained by this suite) on {get('backbone')}, "
+                f"evaluation {get('evaluation')}{extra}")
     return (
         f"{get('dataset')} — {get('backbone')}, {get('epochs')} epochs, "
         f"batch {get('batch_size')}, evaluation {get('evaluation')}{extra}"

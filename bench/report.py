@@ -10,7 +10,8 @@ they render on a code host. The markdown is deterministic: no clock, no absolute
 README) hold exactly the expected figures. :func:`check_report` writes nothing and returns one line
 per difference between the committed report and what the records generate (``--check``): the README
 compared byte for byte, each figure by the digest of the data it plots (see :mod:`bench.figures` for
-why digests and not PNG bytes).
+why digests and not PNG bytes), and every external encoder's record kept apart from trained runs and
+labelled with its file's SHA-256 (:func:`external_problems`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import FigureSpec, figure_problems, protocol_figures, write_figures
-from bench.leaderboard import protocol_id, render
+from bench.leaderboard import EXTERNAL_KIND, EXTERNAL_PREFIX, protocol_id, render
 from bench.provenance import provenance_markdown
 from bench.records import atomic_write, load_records, successful
 from bench.summary import summary_markdown
@@ -102,6 +103,26 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def external_problems(records: list[dict[str, Any]]) -> list[str]:
+    """One line per record that would mix an external encoder with trained runs, or whose label does
+    not name the file it scored (``--check`` guards what ``bench evaluate`` writes, hand edits included)."""
+    problems = []
+    for record in successful(records):
+        name = Path(record.get("_path", "?")).name
+        external_table = (record.get("protocol") or {}).get("encoder") == EXTERNAL_KIND
+        if record.get("kind") == EXTERNAL_KIND:
+            sha = str((record.get("weights") or {}).get("sha256", ""))
+            if not external_table:
+                problems.append(f"{name}: an external encoder's record outside the external encoders' table (its protocol "
+                                f"lacks encoder: {EXTERNAL_KIND})")
+            if len(sha) != 64 or not str(record.get("method", "")).startswith(EXTERNAL_PREFIX) or f"sha256 {sha[:12]}" not in record["method"]:
+                problems.append(f"{name}: an external encoder's record must name the file's SHA-256 (weights.sha256) in its "
+                                f"label {EXTERNAL_PREFIX}LABEL (sha256 <12 hex>)")
+        elif record.get("kind") == "run" and (external_table or str(record.get("method", "")).startswith(EXTERNAL_PREFIX)):
+            problems.append(f"{name}: a trained run's record in the external encoders' table or under an external label")
+    return problems
+
+
 def check_report(results_dir: Path, output: Path, figures: Path | None = None) -> list[str]:
     """One line per difference between ``output`` / its figures and what the records generate; [] if none."""
     with warnings.catch_warnings():
@@ -114,4 +135,4 @@ def check_report(results_dir: Path, output: Path, figures: Path | None = None) -
     if not output.exists() or output.read_text() != markdown:
         problems.append(f"{_shown(output)} differs from what the records generate; run `python -m bench leaderboard`")
     problems += [f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))]
-    return problems
+    return problems + external_problems(records)

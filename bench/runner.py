@@ -232,6 +232,10 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     return metrics
 
 
+#: Public: ``bench evaluate`` (bench/external.py) scores external encoders with this very function.
+evaluate_encoder = _evaluate_encoder
+
+
 def _probe_sets_needed(config: RunConfig, data: LongTailData) -> set[str]:
     """The probe sets of the protocols to run: the probes' own, and the dataset's FS list for
     ``linear_fs`` where it publishes one (TS on ImageNet100-LT; CIFAR subsamples the LT set)."""
@@ -281,6 +285,9 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
         "started_at": utc_now(),
     }
+
+
+base_record = _base_record  # public: external encoders' records start like every other record
 
 
 def build_method(config: RunConfig, num_train_samples: int | None = None) -> "ContrastiveMethod":
@@ -387,12 +394,14 @@ def raw_pixel_encoder(config: RunConfig) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(32), torch.nn.Flatten())
 
 
-def missing_floors(config: RunConfig, existing: list[dict]) -> bool:
-    """Whether the results lack floor rows for this protocol, seed and split (floors are computed once)."""
+def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[dict] = None) -> bool:
+    """Whether the results lack floor rows for this protocol (default ``config``'s; the table of
+    external encoders passes its own), seed and split (floors are computed once)."""
+    protocol = protocol if protocol is not None else config.protocol_key()
     have = {
         r["method"]
         for r in existing
-        if r.get("kind") == "floor" and r.get("protocol") == config.protocol_key() and r.get("seed") == config.seed
+        if r.get("kind") == "floor" and r.get("protocol") == protocol and r.get("seed") == config.seed
         and r.get("split") == config.split
     }
     return not set(FLOORS) <= have

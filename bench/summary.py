@@ -14,7 +14,9 @@ Per table (dataset and protocol), ranked by the table's main metric (kNN@10 wher
 * whether every trained method beat every floor (``floor:*`` records) beyond the noise, naming those
   that did not.
 
-Only records of kind ``run`` are ranked; ``floor`` records are the floors. Then the cost, from the
+Only records of kind ``run`` are ranked; ``floor`` records are the floors. A table of external encoders
+(``bench evaluate``, bench/external.py) gets its own bullets instead: each encoder's main metric overall
+and on the few-shot classes, and whether each beat every floor beyond the noise. Then the cost, from the
 latest ``bench throughput`` record of each dataset and hardware (interleaved, so its ratios are the
 controlled comparison; the runs' own throughput is not): each method's images/s over ``constant``'s,
 the median over repeats with its 95 % interval, grouped by :func:`bench.throughput.cost_category`
@@ -34,6 +36,7 @@ from bench import throughput
 from bench.leaderboard import (
     ACCURACY_KINDS,
     BASELINE,
+    EXTERNAL_KIND,
     METRIC_LABELS,
     main_metric,
     method_order,
@@ -67,8 +70,8 @@ def verdict(result: dict[str, Any]) -> str:
     return "no different beyond the noise"
 
 
-def _trained(frame: pd.DataFrame) -> list[str]:
-    return method_order(sorted(frame.loc[frame["kind"] == "run", "method"].unique()))
+def _trained(frame: pd.DataFrame, kind: str = "run") -> list[str]:
+    return method_order(sorted(frame.loc[frame["kind"] == kind, "method"].unique()))
 
 
 def _floors(frame: pd.DataFrame) -> list[str]:
@@ -130,9 +133,10 @@ def combination_sentences(frame: pd.DataFrame, metric: str) -> list[str]:
     return sentences
 
 
-def floor_sentence(frame: pd.DataFrame, metric: str) -> str:
-    """Whether every trained method is above every floor on ``metric`` overall, beyond the noise."""
-    floors, trained = _floors(frame), _trained(frame)
+def floor_sentence(frame: pd.DataFrame, metric: str, kind: str = "run") -> str:
+    """Whether every method of ``kind`` (trained runs, or external encoders) is above every floor on
+    ``metric`` overall, beyond the noise."""
+    floors, trained = _floors(frame), _trained(frame, kind)
     label = f"{METRIC_LABELS[metric]} overall"
     if not floors:
         return f"Floors: no floor records in this table, so nothing says whether the methods learned anything ({label})."
@@ -143,9 +147,24 @@ def floor_sentence(frame: pd.DataFrame, metric: str) -> str:
             if not (result["p"] is not None and result["significant"] and result["mean"] > 0):
                 where = "below" if result["significant"] and result["mean"] < 0 else "not above"
                 misses.append(f"{method} {where} {floor} ({_numbers(result)})")
+    who = "external encoder" if kind == EXTERNAL_KIND else "method"
     if not misses:
-        return f"Floors: every method beat every floor ({', '.join(floors)}) beyond the noise on {label}."
-    return f"Floors: **not every method beat the floors** on {label} beyond the noise: " + "; ".join(misses) + "."
+        return f"Floors: every {who} beat every floor ({', '.join(floors)}) beyond the noise on {label}."
+    return f"Floors: **not every {who} beat the floors** on {label} beyond the noise: " + "; ".join(misses) + "."
+
+
+def external_sentences(frame: pd.DataFrame, metric: str) -> list[str]:
+    """A table of external encoders: each one's mean on ``metric`` overall and few-shot; no ranking
+    against the suite's methods, which are in other tables (trained under the suite's recipe)."""
+    label = METRIC_LABELS[metric]
+    sentences = []
+    for method in _trained(frame, EXTERNAL_KIND):
+        parts = [f"{group} {repeat_means(frame, method, f'{metric}/{group}').mean():.1f}"
+                 for group in ("overall", "few") if f"{metric}/{group}" in frame]
+        n = len(repeat_means(frame, method, f"{metric}/overall"))
+        sentences.append(f"External encoder {method} on {label}: {', '.join(parts)} (n {n}; not trained by this suite, "
+                         "so not ranked against its methods).")
+    return sentences
 
 
 def _ratio(entry: dict[str, Any]) -> str:
@@ -218,6 +237,10 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
         lines.append(f"**{protocol_title(json.loads(protocol_id))}**\n")
         if metric is None:
             lines.append("- no accuracy recorded.\n")
+            continue
+        if (part["kind"] == EXTERNAL_KIND).any() and not (part["kind"] == "run").any():
+            lines += [f"- {sentence}" for sentence in external_sentences(part, metric)]
+            lines.append(f"- {floor_sentence(part, metric, EXTERNAL_KIND)}\n")
             continue
         label = METRIC_LABELS[metric]
         lines.append(f"- {best_sentence(part, f'{metric}/overall', f'Best on {label} overall')}")

@@ -59,6 +59,20 @@ def small_cnn(pretrained: bool = False, **kwargs: object) -> SmallCNN:
 
 
 @register_model
+def small_cnn_wide(pretrained: bool = False, **kwargs: object) -> SmallCNN:
+    """:class:`SmallCNN` at twice the width, (32, 64, 128, 256): a candidate of the CIFAR CPU preset."""
+    kwargs.pop("num_classes", None)
+    return SmallCNN(widths=(32, 64, 128, 256), **kwargs)  # type: ignore[arg-type]
+
+
+@register_model
+def small_cnn_deep(pretrained: bool = False, **kwargs: object) -> SmallCNN:
+    """:class:`SmallCNN` with a fifth block, (16, 32, 64, 128, 256): a candidate of the CIFAR CPU preset."""
+    kwargs.pop("num_classes", None)
+    return SmallCNN(widths=(16, 32, 64, 128, 256), **kwargs)  # type: ignore[arg-type]
+
+
+@register_model
 def resnet18_cifar(pretrained: bool = False, **kwargs: object) -> nn.Module:
     """timm's resnet18 with the CIFAR stem: conv1 3x3 stride 1 padding 1, max-pool removed.
 

@@ -219,7 +219,7 @@ def command_run(args: argparse.Namespace) -> int:
     from bench import runner
     from bench.checkpoint import TrainingInterrupted, stop_on_signals
     from bench.evaluation import parse_eval
-    from bench.leaderboard import summary_table, write_leaderboard
+    from bench.report import summary_table, write_report
     from bench.records import load_records
     from methods import list_methods
 
@@ -273,7 +273,7 @@ def command_run(args: argparse.Namespace) -> int:
     print(summary_table(related))
     if not args.no_leaderboard:
         output = results_dir.parent / "README.md"
-        write_leaderboard(results_dir, output)
+        write_report(results_dir, output)
         print(f"\nleaderboard written to {output}")
     failed = [r for r in written if r.get("status") == "failed"]
     for record in failed:
@@ -284,7 +284,7 @@ def command_run(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     from bench.evaluation import parse_eval
     from bench.external import evaluate_weights
-    from bench.leaderboard import summary_table, write_leaderboard
+    from bench.report import summary_table, write_report
     from bench.records import load_records
 
     results_dir = args.results_dir.resolve()
@@ -306,7 +306,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         print(summary_table(related))
     if not args.no_leaderboard and written:
         output = results_dir.parent / "README.md"
-        write_leaderboard(results_dir, output)
+        write_report(results_dir, output)
         print(f"\nleaderboard written to {output}")
     return 0
 

@@ -63,7 +63,7 @@ from torch import nn
 
 from bench.backbones import check_backbone, create_backbone
 from bench.errors import UserError
-from bench.leaderboard import EXTERNAL_KIND, EXTERNAL_PREFIX
+from bench.keys import EXTERNAL_KIND, EXTERNAL_PREFIX
 from bench.records import atomic_write
 from datasets.splitfiles import sha256_of  # the split files' digest, in 1 MiB blocks
 

@@ -24,7 +24,8 @@ from bench.config import AugmentationSpec, RunConfig, resolve_config
 from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
-from bench.evaluation import FS_PROBE_SET, GROUPS, PROBE_SET_OF, PROTOCOLS, evaluate
+from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
+from bench.keys import GROUPS
 from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset

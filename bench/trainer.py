@@ -57,7 +57,8 @@ def select_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously): timings end here, not at launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -210,7 +211,7 @@ def train(
         batches = source.epoch(resume=resuming_this_epoch, skip=first_batch)
         for batch in range(first_batch, per_epoch):
             if step - segment_start_step == unmeasured_steps:
-                _sync(device)
+                sync(device)
                 measure_start = time.perf_counter()
                 augment_seconds = compute_seconds = monitor_seconds = 0.0
             t0 = time.perf_counter()
@@ -233,7 +234,7 @@ def train(
                     path = checkpointer.path
                 bar.close()
                 raise TrainingInterrupted(stop.signal_name or "signal", epoch + 1, step, path)
-        _sync(device)
+        sync(device)
         epoch_seconds = time.perf_counter() - epoch_start
         mean_loss = (loss_sum / max(per_epoch, 1)).item()
         entry = {
@@ -261,7 +262,7 @@ def train(
             )
         if checkpointer is not None and ((epoch + 1) % checkpointer.every_epochs == 0 or epoch + 1 == config.epochs):
             checkpointer.save(snapshot(epoch + 1, 0))
-    _sync(device)
+    sync(device)
     measured_seconds = time.perf_counter() - measure_start - monitor_seconds
     bar.close()
 

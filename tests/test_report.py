@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
-from bench.figures import protocol_figures, stored_digest
-from bench.leaderboard import current_recipe_version, protocol_id, records_frame, throughput_table
+from bench.keys import protocol_id
+from bench.report.figures import protocol_figures, stored_digest
+from bench.report.recipes import current_recipe_version
+from bench.report.tables import records_frame, throughput_table
 from bench.records import SCHEMA_VERSION, load_records, write_record
 from bench.report import all_figures, check_report, render_report, write_report
 
@@ -276,8 +280,29 @@ def test_records_of_an_older_recipe_version_get_their_own_row(tmp_path):
 
 
 def test_the_committed_leaderboard_links_the_protocol_document_which_exists(tmp_path):
-    from bench.report import PROTOCOL_DOCUMENT, _protocol_link
+    from bench.report.readme import PROTOCOL_DOCUMENT, _protocol_link
 
     assert PROTOCOL_DOCUMENT.is_file()
     assert _protocol_link(REPO / "leaderboard" / "README.md") == "PROTOCOL.md"
     assert _protocol_link(tmp_path / "README.md") == "leaderboard/PROTOCOL.md"
+
+
+def test_recipe_versions_read_from_the_source_match_the_registered_classes():
+    # The report reads `recipe_version` with ast so as not to import torch; the classes are the truth.
+    from bench.report.recipes import recipe_versions
+    from methods import get_method_class, list_methods
+
+    assert recipe_versions() == {name: get_method_class(name).recipe_version for name in list_methods()}
+    assert current_recipe_version("sdclr+cosine_tau") == get_method_class("sdclr+cosine_tau").recipe_version
+    assert current_recipe_version("no_such_method") is None
+
+
+def test_the_report_and_leaderboard_check_import_no_training_stack():
+    # The report layer renders JSON: torch, lightly, timm, the methods and the datasets stay unloaded,
+    # for `import bench.report` and for the whole `bench leaderboard --check` command.
+    code = ("import sys, bench.report\n"
+            "from bench.cli import main\n"
+            "assert main(['leaderboard', '--check']) == 0\n"
+            "print(sorted(m for m in ('torch', 'lightly', 'timm', 'methods', 'datasets', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.leaderboard import method_label, method_order
+from bench.report.recipes import method_label
+from bench.report.tables import method_order
 
 UNKNOWN = "unknown"
 

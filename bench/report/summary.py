@@ -3,7 +3,7 @@
 Per table (dataset and protocol), ranked by the table's main metric (kNN@10 where recorded):
 
 * the best trained method overall and on the few-shot classes, and whether its lead over the
-  runner-up is beyond the noise -- the paired t-test of :func:`bench.leaderboard.paired_difference`
+  runner-up is beyond the noise -- the paired t-test of :func:`bench.report.tables.paired_difference`
   over matched (seed, split) repeats, p < 0.05 and a positive difference;
 * ``cosine_tau`` against ``constant`` overall and on the few-shot classes: better / worse beyond the
   noise, or no difference beyond the noise; and a plain sentence on whether these runs support the
@@ -19,7 +19,7 @@ Only records of kind ``run`` are ranked; ``floor`` records are the floors. A tab
 and on the few-shot classes, and whether each beat every floor beyond the noise. Then the cost, from the
 latest ``bench throughput`` record of each dataset and hardware (interleaved, so its ratios are the
 controlled comparison; the runs' own throughput is not): each method's images/s over ``constant``'s,
-the median over repeats with its 95 % interval, grouped by :func:`bench.throughput.cost_category`
+the median over repeats with its 95 % interval, grouped by :func:`bench.cost_category`
 (within 2 % of ``constant``, slower, faster, not resolved), the A/A control that shows the
 measurement's noise, a plain sentence on the paper's "no added cost" claim for ``cosine_tau``, and
 the suite's loop against the bare one and the batched augmentation against lightly's per-image path.
@@ -32,11 +32,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import throughput
-from bench.leaderboard import (
+from bench.keys import BASELINE, CONTROL, EXTERNAL_KIND, cost_category, cost_verdict
+from bench.report.tables import (
     ACCURACY_KINDS,
-    BASELINE,
-    EXTERNAL_KIND,
     METRIC_LABELS,
     main_metric,
     method_order,
@@ -45,6 +43,7 @@ from bench.leaderboard import (
     records_frame,
     repeat_means,
 )
+from bench.report.throughput import benchmark_records, latest_per_hardware, ratio_text, reference_lines
 
 SCHEDULE = "cosine_tau"  # the method whose claim the summary checks against BASELINE
 CLAIM = "the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023)"
@@ -168,7 +167,7 @@ def external_sentences(frame: pd.DataFrame, metric: str) -> list[str]:
 
 
 def _ratio(entry: dict[str, Any]) -> str:
-    return throughput.ratio_text(entry["ratio_to_constant"])
+    return ratio_text(entry["ratio_to_constant"])
 
 
 def cost_lines(record: dict[str, Any]) -> list[str]:
@@ -177,29 +176,29 @@ def cost_lines(record: dict[str, Any]) -> list[str]:
     methods = {label: entry for label, entry in variants.items()
                if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE}
     lines = []
-    control = methods.pop(throughput.CONTROL, None)
+    control = methods.pop(CONTROL, None)
     if control:
         lines.append(f"A/A control ({BASELINE} built and timed twice): {_ratio(control)}: the measurement's own "
                      "noise, against which every ratio below is read.")
     schedule = methods.pop(SCHEDULE, None)
     if schedule:
-        category = throughput.cost_category(schedule["ratio_to_constant"]["per_repeat"])
+        category = cost_category(schedule["ratio_to_constant"]["per_repeat"])
         claim = {"within": f"these measurements support the claim that {COST_CLAIM}, to within 2 %",
                  "slower": f"**these measurements do not support the claim that {COST_CLAIM}**",
                  "faster": f"{SCHEDULE} is even faster than {BASELINE} here",
                  }.get(category, f"this measurement does not decide the claim that {COST_CLAIM} (more repeats needed)")
         lines.append(f"{SCHEDULE}: {_ratio(schedule)}, "
-                     f"{throughput.cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
+                     f"{cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
     groups: dict[str, list[str]] = {}
     for label in sorted(methods):
         entry = methods[label]
-        groups.setdefault(throughput.cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(
+        groups.setdefault(cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(
             f"{label} {_ratio(entry)}")
     headings = {"within": f"Within 2 % of {BASELINE}", "slower": f"Slower than {BASELINE} beyond 2 %",
                 "faster": f"Faster than {BASELINE} beyond 2 %", "unresolved": "Not resolved to 2 %",
                 "untestable": "Too few repeats for an interval"}
     lines += [f"{headings[kind]}: {', '.join(groups[kind])}." for kind in headings if kind in groups]
-    references = throughput.reference_lines(record["throughput"], ("suite_over_bare", "fast_over_per_image"))
+    references = reference_lines(record["throughput"], ("suite_over_bare", "fast_over_per_image"))
     if references:
         lines.append("Reference paths: " + "; ".join(references) + ".")
     return lines
@@ -208,11 +207,11 @@ def cost_lines(record: dict[str, Any]) -> list[str]:
 def cost_markdown(records: list[dict[str, Any]]) -> list[str]:
     """The cost part of the summary: per dataset and hardware, the latest ``bench throughput`` record."""
     by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for record in throughput.benchmark_records(records):
+    for record in benchmark_records(records):
         by_dataset.setdefault(record["dataset"], []).append(record)
     lines = []
     for dataset, group in sorted(by_dataset.items()):
-        for hardware, record in throughput.latest_per_hardware(group).items():
+        for hardware, record in latest_per_hardware(group).items():
             config = record["config"]
             interleaving = "step by step" if config.get("interleaving") == "step" else f"in blocks of {config['steps']} steps"
             lines.append(f"**Cost: `bench throughput` on {dataset}, {hardware}** ({record.get('finished_at', '?')[:10]}; "

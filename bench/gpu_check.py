@@ -52,7 +52,7 @@ from bench import runner
 from bench.errors import UserError
 from bench.launch import Job, bench_command, run_jobs
 from bench.records import load_records, utc_now, write_record
-from bench.keys import BARE, CONTROL, LIMIT
+from bench.keys import CONTROL, LIMIT
 from bench.report.throughput import summary_lines, variants_table
 from bench.throughput import Variant, bare_step, bare_variant, forever, measure, suite_variant, throughput_record
 

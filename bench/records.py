@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import uuid
 import warnings
@@ -37,6 +38,19 @@ def migrate(record: dict[str, Any]) -> dict[str, Any]:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def command_line() -> str:
+    """The command that made a record, as a user would type it again (``python -m bench ...``)."""
+    return " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]])
+
+
+def record_header(kind: str, method: str, dataset: str, seed: int, split: int | None) -> dict[str, Any]:
+    """The fields every record starts with (runs, floors, external encoders, throughput): what it is,
+    of which method, dataset, seed and split, at which schema version; ``status`` is ``ok`` until a
+    failure says otherwise."""
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "status": "ok", "method": method, "dataset": dataset,
+            "seed": seed, "split": split}
 
 
 def _slug(text: str) -> str:

@@ -7,7 +7,6 @@ wrong is checked in :func:`plan` before any training starts or any file is writt
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from bench.environment import environment
 from bench.errors import UserError
 from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
 from bench.keys import GROUPS
-from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
+from bench.records import command_line, load_records, record_header, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
 from datasets.base import DatasetSpec
@@ -266,13 +265,7 @@ def run_augmentation(config: RunConfig) -> AugmentationSpec:
 
 def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, device: torch.device) -> dict:
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": kind,
-        "status": "ok",
-        "method": method,
-        "dataset": config.dataset,
-        "seed": config.seed,
-        "split": config.split,
+        **record_header(kind, method, config.dataset, config.seed, config.split),
         "config": config.to_dict(),
         "protocol": config.protocol_key(),
         "data": data.summary(),
@@ -283,7 +276,7 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         # Runs sharing the device at the same time (bench gpu-check packs them): its speed is a share.
         "packed_runs": int(os.environ.get(PACKED_RUNS_ENV, "1")),
         "nondeterminism": NONDETERMINISM["cuda" if device.type == "cuda" else "cpu"],
-        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "command": command_line(),
         "started_at": utc_now(),
     }
 

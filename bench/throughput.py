@@ -56,8 +56,6 @@ measures and writes the record; what the record says in words and tables is :mod
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +71,7 @@ from bench.data import BatchSource, DeviceBatches, LoaderBatches
 from bench.environment import environment
 from bench.errors import UserError
 from bench.keys import BARE, BASELINE, CONTROL, LIMIT, PER_IMAGE_SUFFIX, summarise
-from bench.records import SCHEMA_VERSION, utc_now, write_record
+from bench.records import command_line, record_header, utc_now, write_record
 from bench.report.throughput import summary_lines, variants_table
 from bench.trainer import hand_sample_strength, lr_schedule, make_optimizer, peak_memory, sync, train_step
 from methods.temperature import TrainingProgress
@@ -365,13 +363,7 @@ def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[st
                       data_path: str = "device", num_workers: Optional[int] = None) -> dict[str, Any]:
     """The ``throughput`` record of one :func:`measure` (``bench throughput`` and ``bench gpu-check``)."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "throughput",
-        "status": "ok",
-        "method": "throughput",
-        "dataset": dataset,
-        "seed": seed,
-        "split": None,
+        **record_header("throughput", "throughput", dataset, seed, None),
         # Leaderboard tables key on "protocol"; this one matches no accuracy table.
         "protocol": {"kind": "throughput", "dataset": dataset},
         "config": {"methods": methods, "preset": base.preset, "backbone": base.backbone, "batch_size": base.batch_size,
@@ -380,7 +372,7 @@ def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[st
         "metrics": {},
         "throughput": result,
         "environment": where,
-        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "command": command_line(),
         "started_at": started,
         "finished_at": utc_now(),
     }

@@ -37,7 +37,8 @@ import pandas as pd
 
 from bench.keys import BASELINE, CONTROL, COST_TOLERANCE, FLOOR_PREFIX, GROUPS, median_interval
 from bench.report.recipes import method_label
-from bench.report.tables import ACCURACY_KINDS, METRIC_LABELS, SPEED_KINDS, main_metric, method_order, records_frame, repeat_means
+from bench.report.tables import (ACCURACY_KINDS, METRIC_LABELS, main_metric, method_order, records_frame, repeat_means,
+                                 speed_ratio, speeds_by_hardware)
 from bench.report.throughput import benchmark_records, latest_per_hardware
 
 FIGURE_FORMAT = 2  # bump when the drawing (not the data) changes
@@ -155,15 +156,11 @@ def per_class_data(records: list[dict[str, Any]], metric: str) -> dict[str, Any]
 
 def throughput_data(frame: pd.DataFrame) -> dict[str, Any]:
     """Per hardware that measured ``constant``: each method's mean images/s over constant's."""
-    speed = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
     out = {}
-    for hardware, part in speed.groupby("hardware", sort=True):
-        base = part.loc[part["method"] == BASELINE, "images_per_s"]
-        if base.empty:
+    for hardware, speeds in speeds_by_hardware(frame):
+        if BASELINE not in speeds:
             continue  # a ratio needs constant measured on the same hardware
-        methods = method_order(sorted(part["method"].unique()))
-        out[str(hardware)] = {"methods": methods,
-                              "ratio": [float(part.loc[part["method"] == m, "images_per_s"].mean() / base.mean()) for m in methods]}
+        out[hardware] = {"methods": list(speeds), "ratio": [speed_ratio(speeds, m) for m in speeds]}
     return {"hardware": out} if out else {}
 
 

@@ -10,8 +10,8 @@ within each repeat and summarised by its median over the repeats with a distribu
 confidence interval of that median (order statistics, ``scipy.stats.quantile_test``; at least 6
 repeats). Variants:
 
-- each method, built exactly as a run builds it (:func:`bench.runner.build_method`), with the
-  trainer's optimiser, learning-rate schedule and step body (:func:`bench.trainer.train_step`) on the
+- each method, built exactly as a run builds it (:func:`bench.runner.build_method`), trained by the
+  run's own :class:`bench.trainer.Trainer` (optimiser, learning-rate schedule, epoch hooks, step) on the
   dataset's batch source (on-device batched augmentation for in-memory data);
 - ``bare``: the same backbone and lightly projection head, the same batch size and on-device
   augmentation, ``lightly.loss.NTXentLoss(temperature=0.2)`` and a plain ``torch.optim.SGD`` loop --
@@ -73,8 +73,7 @@ from bench.errors import UserError
 from bench.keys import BARE, BASELINE, CONTROL, LIMIT, PER_IMAGE_SUFFIX, summarise
 from bench.records import command_line, record_header, utc_now, write_record
 from bench.report.throughput import summary_lines, variants_table
-from bench.trainer import hand_sample_strength, lr_schedule, make_optimizer, peak_memory, sync, train_step
-from methods.temperature import TrainingProgress
+from bench.trainer import Trainer, hand_sample_strength, peak_memory, place, sync
 
 DATA_PATHS = ("device", "lightly", "both")
 
@@ -145,40 +144,25 @@ def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, p
     from bench.runner import build_method, run_augmentation
 
     method = build_method(config, num_train_samples=len(images))
-    is_cuda = device.type == "cuda"
-    method.to(device, memory_format=torch.channels_last) if is_cuda else method.to(device)
-    method.train()
-    optimizer = make_optimizer(method, config)
+    place(method, device)
     spec = run_augmentation(config)
     if per_image:
         source: BatchSource = LoaderBatches(ArrayImageFiles(images), spec, config.batch_size, device, config.seed, num_workers)
     else:
         source = DeviceBatches(images, spec, config.batch_size, device, torch.Generator(device=device).manual_seed(config.seed))
-    steps_per_epoch = source.steps_per_epoch()
-    lr_at = lr_schedule(config, steps_per_epoch)
-    counter = {"step": 0}
-
-    def progress() -> TrainingProgress:
-        # Walks through the run's schedule as training would (a scheduled tau moves).
-        n = counter["step"]
-        return TrainingProgress(n // steps_per_epoch, n, steps_per_epoch, config.epochs, config.temperature_period)
+    # The trainer walks through the run's schedule as training would (a scheduled tau moves).
+    trainer = Trainer(method, source, config, device)
 
     def epoch() -> Iterator:
         # The trainer's work before an epoch's first batch, timed as that step's data time: the
         # method's hook (SDCLR re-prunes) and the per-sample strengths (BCL's RandAugment).
-        method.on_epoch_start(progress())
+        trainer.begin_epoch()
         hand_sample_strength(method, source)
         return source.epoch()
 
-    def step(batch) -> torch.Tensor:
-        n = counter["step"]
-        loss = train_step(method, optimizer, batch, progress(), lr_at(n % (steps_per_epoch * config.epochs)), is_cuda)
-        counter["step"] = n + 1
-        return loss
-
     label = label or config.method_label + (PER_IMAGE_SUFFIX if per_image else "")
-    return Variant(label, config.method_label, "per-image" if per_image else "device", forever(epoch), step,
-                   settle_steps=steps_per_epoch + 1)
+    return Variant(label, config.method_label, "per-image" if per_image else "device", forever(epoch), trainer.train_step,
+                   settle_steps=trainer.steps_per_epoch + 1)
 
 
 def bare_step(config: RunConfig, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

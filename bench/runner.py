@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -54,24 +54,17 @@ class RunPlan:
     """Validated work: one config per (split, seed, method), the dataset entry per split and the device.
 
     ``splits`` is ``[None]`` for datasets with one construction of their data; ``datasets`` maps each
-    split to its dataset entry (``dataset`` is the first, for callers that know only one).
+    split to its dataset entry.
     """
 
-    dataset: DatasetSpec
     configs: list[RunConfig]
     device: torch.device
     results_dir: Path
     seeds: list[int]
+    splits: list[Optional[int]]
+    datasets: dict[Optional[int], DatasetSpec]
     checkpoint_every: int = 10
     resume: bool = True
-    splits: list[Optional[int]] = None  # type: ignore[assignment]
-    datasets: dict[Optional[int], DatasetSpec] = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.splits is None:
-            self.splits = [None]
-        if self.datasets is None:
-            self.datasets = {None: self.dataset}
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -162,7 +155,7 @@ def plan(
     ]
     check_backbone(configs[0].backbone)
     _check_writable(results_dir)
-    return RunPlan(spec, configs, torch_device, results_dir, seeds, checkpoint_every, resume, split_list, specs)
+    return RunPlan(configs, torch_device, results_dir, seeds, split_list, specs, checkpoint_every, resume)
 
 
 def _check_writable(results_dir: Path) -> None:
@@ -263,7 +256,8 @@ def run_augmentation(config: RunConfig) -> AugmentationSpec:
     return AugmentationSpec(**spec)
 
 
-def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, device: torch.device) -> dict:
+def base_record(kind: str, method: str, config: RunConfig, data: LongTailData, device: torch.device) -> dict:
+    """A run's record before its results (runs, floors, and external encoders' records alike)."""
     return {
         **record_header(kind, method, config.dataset, config.seed, config.split),
         "config": config.to_dict(),
@@ -279,9 +273,6 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         "command": command_line(),
         "started_at": utc_now(),
     }
-
-
-base_record = _base_record  # public: external encoders' records start like every other record
 
 
 def build_method(config: RunConfig, num_train_samples: int | None = None) -> "ContrastiveMethod":
@@ -309,7 +300,7 @@ def run_one(
     A diverged run returns a record with ``status: failed`` and the reason; an interrupted one raises
     :class:`bench.checkpoint.TrainingInterrupted` after checkpointing.
     """
-    record = _base_record("run", config.method_label, config, data, device)
+    record = base_record("run", config.method_label, config, data, device)
     method = build_method(config, num_train_samples=len(data.train_images))
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
@@ -363,7 +354,7 @@ def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> 
 def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -> list[dict]:
     """The two floor rows for ``config``'s protocol and seed, evaluated exactly like trained encoders."""
     records = []
-    raw = _base_record("floor", "floor:raw_pixels", config, data, device)
+    raw = base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
     raw["metrics"] = {k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"}
     records.append(raw)
@@ -371,7 +362,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     _seed_everything(config.seed)
     backbone, _ = create_backbone(config.backbone)
     backbone.to(device).eval()
-    rand = _base_record("floor", "floor:random_init", config, data, device)
+    rand = base_record("floor", "floor:random_init", config, data, device)
     rand["method_info"] = {"name": "floor:random_init", "description": f"{config.backbone} with random weights (seed {config.seed})"}
     rand["metrics"] = {k: v for k, v in _evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
     records.append(rand)
@@ -403,18 +394,18 @@ def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[d
 
 def execute(
     run_plan: RunPlan,
-    data: Union[LongTailData, Mapping[Optional[int], LongTailData]],
+    data: Mapping[Optional[int], LongTailData],
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     stop: StopRequest | None = None,
 ) -> list[dict]:
     """Run every planned config, writing each record as soon as it exists; returns the records.
 
-    ``data`` is the loaded data of the plan's one split, or ``{split: data}`` from :func:`load_all`.
+    ``data`` is ``{split: data}`` from :func:`load_all`.
     A run whose checkpoint says it finished (and whose record exists) is skipped; one with a
     checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside).
     """
-    per_split = dict(data) if isinstance(data, Mapping) else {run_plan.splits[0]: data}
+    per_split = dict(data)
     written: list[dict] = []
     existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
     for split in run_plan.splits:

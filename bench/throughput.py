@@ -302,7 +302,7 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     methods = list(dict.fromkeys([BASELINE, *methods]))  # the ratios need the baseline
     overrides = {"batch_size": batch_size, "data_root": data_root}
     plan = runner.plan(methods, dataset, [seed], preset, overrides, device, results_dir)
-    if plan.dataset.file_based:
+    if any(spec.file_based for spec in plan.datasets.values()):
         raise UserError(f"{dataset} is a file dataset; `bench throughput` measures in-memory datasets "
                         "(digits_lt, fashion_mnist_lt, cifar*_lt).")
     data = runner.load_data(plan)

@@ -83,6 +83,17 @@ def test_strategies_combine_with_the_simclr_objective_by_name():
     assert len(method.parameter_groups(1e-4)) == 2
 
 
+def test_a_strategy_left_of_the_plus_is_refused_with_one_line(tmp_path, capsys):
+    from bench.cli import main
+
+    with pytest.raises(UserError, match="'cosine_tau' is a temperature strategy, not an objective"):
+        get_method_class("cosine_tau+learnable_tau")
+    assert main(["run", "--methods", "cosine_tau+learnable_tau", "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use <objective>+<temperature strategy>, e.g. constant+learnable_tau" in err
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_per_pair_tau_equal_everywhere_is_the_scalar_loss():
     torch.manual_seed(1)
     z0, z1 = torch.randn(4, 6), torch.randn(4, 6)

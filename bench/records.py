@@ -60,7 +60,8 @@ def _slug(text: str) -> str:
 def record_filename(record: dict[str, Any]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     split = f"__split{record['split']}" if record.get("split") is not None else ""
-    return f"{_slug(record['dataset'])}__{_slug(record['method'])}{split}__seed{record['seed']}__{stamp}__{uuid.uuid4().hex[:8]}.json"
+    name = f"{_slug(record['dataset'])}__{_slug(record['method'])}{split}__seed{record['seed']}"
+    return f"{name}__{stamp}__{uuid.uuid4().hex[:8]}.json"
 
 
 def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:

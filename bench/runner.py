@@ -144,9 +144,20 @@ def plan(
     data_root = Path(overrides["data_root"]) if overrides.get("data_root") else None
     configs = [
         resolve_config(
-            spec.presets[preset_name], name, dataset, seed, str(selected), spec.augmentation,
-            {**overrides, "temperature_overrides": applicable[name], "construction": specs[split].construction, "split": split, "rho": specs[split].rho,
-             "protocol_extra": specs[split].protocol_extra(data_root)},
+            spec.presets[preset_name],
+            name,
+            dataset,
+            seed,
+            str(selected),
+            spec.augmentation,
+            {
+                **overrides,
+                "temperature_overrides": applicable[name],
+                "construction": specs[split].construction,
+                "split": split,
+                "rho": specs[split].rho,
+                "protocol_extra": specs[split].protocol_extra(data_root),
+            },
             method_recipe=get_method_class(name).recipe_for,
         )
         for split in split_list
@@ -193,15 +204,19 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     spec = run_augmentation(config)
     start = time.perf_counter()
     # Raw pooled features once; kNN and LinearSVC take them L2-normalised (TS), SDCLR's probes raw.
-    train_features = F.normalize(features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1)
+    train_features = F.normalize(
+        features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1
+    )
     raw_test_features = features_of(encoder, data.test_images, spec, device, config.num_workers, normalize=False)
     probe_sets, extracted = {}, {}
     for name in sorted(_probe_sets_needed(config, data)):
         probe = data.probe_sets[name]
         if id(probe) not in extracted:  # ImageNet's FS list is its few-shot probe list: extracted once
             images, labels = probe.load()
-            extracted[id(probe)] = (features_of(encoder, images, spec, device, config.num_workers, normalize=False),
-                                    torch.from_numpy(labels))
+            extracted[id(probe)] = (
+                features_of(encoder, images, spec, device, config.num_workers, normalize=False),
+                torch.from_numpy(labels),
+            )
         raw, labels = extracted[id(probe)]
         # TS's FS LinearSVC sees normalised features like every TS protocol; SDCLR's probes the raw ones.
         probe_sets[name] = (F.normalize(raw, dim=1), labels) if name == FS_PROBE_SET else (raw, labels)
@@ -243,8 +258,10 @@ def _evaluation_descriptions(config: RunConfig, data: LongTailData) -> dict[str,
     dataset supplied one."""
     described = {name: PROTOCOLS[name] for name in config.eval_protocols}
     if "linear_fs" in described and FS_PROBE_SET in data.probe_sets:
-        described["linear_fs"] = ("linear probe, sklearn LinearSVC(C=1.0) on the features of the dataset's few-shot "
-                                  f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')")
+        described["linear_fs"] = (
+            "linear probe, sklearn LinearSVC(C=1.0) on the features of the dataset's few-shot "
+            f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')"
+        )
     return described
 
 
@@ -282,8 +299,11 @@ def build_method(config: RunConfig, num_train_samples: int | None = None) -> "Co
     _seed_everything(config.seed)
     backbone, feature_dim = create_backbone(config.backbone)
     return get_method_class(config.method)(
-        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides,
-        num_train_samples=num_train_samples, image_size=run_augmentation(config).input_size,
+        backbone=backbone,
+        feature_dim=feature_dim,
+        temperature_overrides=config.temperature_overrides,
+        num_train_samples=num_train_samples,
+        image_size=run_augmentation(config).input_size,
     )
 
 
@@ -306,8 +326,9 @@ def run_one(
     start = time.perf_counter()
     monitor = knn_monitor(data, config, device) if config.monitor_every and distributed.is_main() else None
     try:
-        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer,
-                       stop, monitor)
+        result = train(
+            method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer, stop, monitor
+        )
     except TrainingDiverged as diverged:
         record.update(
             status="failed",
@@ -344,8 +365,16 @@ def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> 
     def measure(method: ContrastiveMethod) -> dict[str, float]:
         train_features = features_of(method.backbone, data.train_images, spec, device, config.num_workers)
         test_features = features_of(method.backbone, data.test_images, spec, device, config.num_workers)
-        report = evaluate(train_features, train_labels, test_features, test_labels, data.num_classes, data.groups,
-                          protocols=("knn10",), device=device)["knn10"]
+        report = evaluate(
+            train_features,
+            train_labels,
+            test_features,
+            test_labels,
+            data.num_classes,
+            data.groups,
+            protocols=("knn10",),
+            device=device,
+        )["knn10"]
         return {"knn10": report["overall"], **{f"knn10_{group}": report[group] for group in GROUPS}}
 
     return measure
@@ -356,14 +385,19 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     records = []
     raw = base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
-    raw["metrics"] = {k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"}
+    raw["metrics"] = {
+        k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
+    }
     records.append(raw)
 
     _seed_everything(config.seed)
     backbone, _ = create_backbone(config.backbone)
     backbone.to(device).eval()
     rand = base_record("floor", "floor:random_init", config, data, device)
-    rand["method_info"] = {"name": "floor:random_init", "description": f"{config.backbone} with random weights (seed {config.seed})"}
+    rand["method_info"] = {
+        "name": "floor:random_init",
+        "description": f"{config.backbone} with random weights (seed {config.seed})",
+    }
     rand["metrics"] = {k: v for k, v in _evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
     records.append(rand)
     for record in records:
@@ -386,7 +420,9 @@ def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[d
     have = {
         r["method"]
         for r in existing
-        if r.get("kind") == "floor" and r.get("protocol") == protocol and r.get("seed") == config.seed
+        if r.get("kind") == "floor"
+        and r.get("protocol") == protocol
+        and r.get("seed") == config.seed
         and r.get("split") == config.split
     }
     return not set(FLOORS) <= have
@@ -426,8 +462,10 @@ def execute(
                 if run_plan.resume and finished and Path(finished.get("record", "")).exists():
                     # Results dirs under one parent share checkpoints/: a run finished for another dir
                     # is done again here (from its final checkpoint, when kept), so this dir gets its record.
-                    log(f"{config.method_label} on {config.dataset} ({where}) finished into another results "
-                        f"directory ({finished['record']}); running it for {run_plan.results_dir}")
+                    log(
+                        f"{config.method_label} on {config.dataset} ({where}) finished into another results "
+                        f"directory ({finished['record']}); running it for {run_plan.results_dir}"
+                    )
                 if not run_plan.resume and (aside := checkpointer.set_aside()):
                     log(f"--no-resume: the previous checkpoint was moved to {aside}")
                 resuming = checkpointer.path.exists()
@@ -435,8 +473,9 @@ def execute(
                     f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
                     f"({where}, {config.epochs} epochs, {config.backbone})"
                 )
-                record = run_one(config, per_split[split], run_plan.device, show_progress and distributed.is_main(),
-                                 checkpointer, stop)
+                record = run_one(
+                    config, per_split[split], run_plan.device, show_progress and distributed.is_main(), checkpointer, stop
+                )
                 if not distributed.is_main():  # under torchrun rank 0 alone writes (its record is every rank's run)
                     continue
                 path = write_record(record, run_plan.results_dir)

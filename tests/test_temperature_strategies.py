@@ -13,7 +13,9 @@ from methods.temperature import LearnableTemperature, PairwiseCosineTemperature,
 PROGRESS = TrainingProgress(epoch=0, step=0, steps_per_epoch=1, total_epochs=1, temperature_period=1)
 
 
-@pytest.mark.parametrize("s, expected", [(-1.0, 0.2), (0.0, 0.07), (1.0, 0.2), (0.5, 0.07 + 0.5 * 0.13 * (1 + math.cos(1.5 * math.pi)))])
+@pytest.mark.parametrize(
+    "s, expected", [(-1.0, 0.2), (0.0, 0.07), (1.0, 0.2), (0.5, 0.07 + 0.5 * 0.13 * (1 + math.cos(1.5 * math.pi)))]
+)
 def test_dystress_tau_at_known_similarities(s, expected):
     tau = PairwiseCosineTemperature(tau_min=0.07, tau_max=0.2)(PROGRESS, torch.tensor([[s]]))
     assert tau.item() == pytest.approx(expected)

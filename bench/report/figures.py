@@ -58,7 +58,9 @@ class FigureSpec:
 
     @property
     def digest(self) -> str:
-        payload = json.dumps({"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data}, sort_keys=True, separators=(",", ":"))
+        payload = json.dumps(
+            {"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data}, sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -83,6 +85,7 @@ def protocol_slug(protocol_id: str) -> str:
 
 
 # --- data: what each figure plots, from records alone ------------------------------------------------
+
 
 def _per_epoch_mean(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     """Mean of ``history[*][key]`` per epoch over the records that log it (finite values only)."""
@@ -128,8 +131,10 @@ def groups_data(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
     out: dict[str, Any] = {"metric": METRIC_LABELS[metric], "methods": methods}
     for group in GROUPS:
         series = [repeat_means(frame, m, f"{metric}/{group}") for m in methods]
-        out[group] = {"mean": [float(s.mean()) if len(s) else None for s in series],
-                      "std": [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in series]}
+        out[group] = {
+            "mean": [float(s.mean()) if len(s) else None for s in series],
+            "std": [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in series],
+        }
     return out
 
 
@@ -149,8 +154,11 @@ def per_class_data(records: list[dict[str, Any]], metric: str) -> dict[str, Any]
                     by_count[int(count)].append(float(value))
         if by_count:
             sizes = sorted(by_count)
-            out[method] = {"count": sizes, "accuracy": [float(np.mean(by_count[c])) for c in sizes],
-                           "floor": method.startswith(FLOOR_PREFIX)}
+            out[method] = {
+                "count": sizes,
+                "accuracy": [float(np.mean(by_count[c])) for c in sizes],
+                "floor": method.startswith(FLOOR_PREFIX),
+            }
     return {"metric": METRIC_LABELS[metric], "methods": out} if out else {}
 
 
@@ -193,7 +201,9 @@ def benchmark_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     with too few repeats), methods apart from the reference paths (bare loop, per-image data)."""
     out = {}
     for hardware, record in latest_per_hardware(benchmark_records(records)).items():
-        panel: dict[str, Any] = {group: {"variants": [], "median": [], "low": [], "high": []} for group in ("methods", "references")}
+        panel: dict[str, Any] = {
+            group: {"variants": [], "median": [], "low": [], "high": []} for group in ("methods", "references")
+        }
         variants = record["throughput"]["variants"]
         # The A/A control first (the noise every other ratio is read against), then by name.
         for label in sorted(variants, key=lambda v: (v != CONTROL, v)):
@@ -217,8 +227,11 @@ def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[Fi
     slug = protocol_slug(protocol_id)
     benchmark = benchmark_data(records)
     if benchmark:  # a `bench throughput` table: its own figure only
-        return [FigureSpec(f"{slug}__benchmark.png", "bench throughput: each variant relative to constant",
-                           "benchmark", _round(benchmark))]
+        return [
+            FigureSpec(
+                f"{slug}__benchmark.png", "bench throughput: each variant relative to constant", "benchmark", _round(benchmark)
+            )
+        ]
     frame = records_frame(records)
     if frame.empty:
         return []
@@ -256,6 +269,9 @@ def figure_problems(specs: list[FigureSpec], directory: Path, shown: str) -> lis
             problems.append(f"figure {shown}/{spec.name} is stale")
     wanted = {spec.name for spec in specs}
     if directory.is_dir():
-        problems += [f"figure {shown}/{p.name} is stale: the records no longer generate it"
-                     for p in sorted(directory.glob("*.png")) if p.name not in wanted]
+        problems += [
+            f"figure {shown}/{p.name} is stale: the records no longer generate it"
+            for p in sorted(directory.glob("*.png"))
+            if p.name not in wanted
+        ]
     return problems

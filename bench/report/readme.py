@@ -119,9 +119,15 @@ def external_problems(records: list[dict[str, Any]]) -> list[str]:
             if not external_table:
                 problems.append(f"{name}: an external encoder's record outside the external encoders' table (its protocol "
                                 f"lacks encoder: {EXTERNAL_KIND})")
-            if len(sha) != 64 or not str(record.get("method", "")).startswith(EXTERNAL_PREFIX) or f"sha256 {sha[:12]}" not in record["method"]:
-                problems.append(f"{name}: an external encoder's record must name the file's SHA-256 (weights.sha256) in its "
-                                f"label {EXTERNAL_PREFIX}LABEL (sha256 <12 hex>)")
+            if (
+                len(sha) != 64
+                or not str(record.get("method", "")).startswith(EXTERNAL_PREFIX)
+                or f"sha256 {sha[:12]}" not in record["method"]
+            ):
+                problems.append(
+                    f"{name}: an external encoder's record must name the file's SHA-256 (weights.sha256) in its "
+                    f"label {EXTERNAL_PREFIX}LABEL (sha256 <12 hex>)"
+                )
         elif record.get("kind") == "run" and (external_table or str(record.get("method", "")).startswith(EXTERNAL_PREFIX)):
             problems.append(f"{name}: a trained run's record in the external encoders' table or under an external label")
     return problems
@@ -138,5 +144,7 @@ def check_report(results_dir: Path, output: Path, figures: Path | None = None) -
     markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     if not output.exists() or output.read_text() != markdown:
         problems.append(f"{_shown(output)} differs from what the records generate; run `python -m bench leaderboard`")
-    problems += [f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))]
+    problems += [
+        f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))
+    ]
     return problems + external_problems(records)

@@ -46,7 +46,9 @@ def recipe_versions() -> dict[str, int]:
         for node in ast.parse(path.read_text()).body:
             if not isinstance(node, ast.ClassDef):
                 continue
-            inherited = next((by_class[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in by_class), DEFAULT_VERSION)
+            inherited = next(
+                (by_class[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in by_class), DEFAULT_VERSION
+            )
             own = _own_version(node)
             by_class[node.name] = inherited if own is None else own
             name = _registered_name(node)

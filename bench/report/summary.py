@@ -100,7 +100,9 @@ def schedule_sentence(frame: pd.DataFrame, metric: str) -> str:
     if SCHEDULE not in methods or BASELINE not in methods:
         return f"{SCHEDULE} vs {BASELINE}: not both in this table, so the claim that {CLAIM} is not tested here."
     label = METRIC_LABELS[metric]
-    overall = paired_difference(repeat_means(frame, SCHEDULE, f"{metric}/overall"), repeat_means(frame, BASELINE, f"{metric}/overall"))
+    overall = paired_difference(
+        repeat_means(frame, SCHEDULE, f"{metric}/overall"), repeat_means(frame, BASELINE, f"{metric}/overall")
+    )
     text = f"{SCHEDULE} vs {BASELINE} on {label}: overall {verdict(overall)} ({_numbers(overall)})"
     if f"{metric}/few" not in frame:
         return text + f"; no few-shot group recorded, so the claim that {CLAIM} is not tested here."
@@ -142,7 +144,9 @@ def floor_sentence(frame: pd.DataFrame, metric: str, kind: str = "run") -> str:
     misses = []
     for method in trained:
         for floor in floors:
-            result = paired_difference(repeat_means(frame, method, f"{metric}/overall"), repeat_means(frame, floor, f"{metric}/overall"))
+            result = paired_difference(
+                repeat_means(frame, method, f"{metric}/overall"), repeat_means(frame, floor, f"{metric}/overall")
+            )
             if not (result["p"] is not None and result["significant"] and result["mean"] > 0):
                 where = "below" if result["significant"] and result["mean"] < 0 else "not above"
                 misses.append(f"{method} {where} {floor} ({_numbers(result)})")
@@ -158,11 +162,16 @@ def external_sentences(frame: pd.DataFrame, metric: str) -> list[str]:
     label = METRIC_LABELS[metric]
     sentences = []
     for method in _trained(frame, EXTERNAL_KIND):
-        parts = [f"{group} {repeat_means(frame, method, f'{metric}/{group}').mean():.1f}"
-                 for group in ("overall", "few") if f"{metric}/{group}" in frame]
+        parts = [
+            f"{group} {repeat_means(frame, method, f'{metric}/{group}').mean():.1f}"
+            for group in ("overall", "few")
+            if f"{metric}/{group}" in frame
+        ]
         n = len(repeat_means(frame, method, f"{metric}/overall"))
-        sentences.append(f"External encoder {method} on {label}: {', '.join(parts)} (n {n}; not trained by this suite, "
-                         "so not ranked against its methods).")
+        sentences.append(
+            f"External encoder {method} on {label}: {', '.join(parts)} (n {n}; not trained by this suite, "
+            "so not ranked against its methods)."
+        )
     return sentences
 
 
@@ -173,30 +182,38 @@ def _ratio(entry: dict[str, Any]) -> str:
 def cost_lines(record: dict[str, Any]) -> list[str]:
     """The summary's bullets for one ``bench throughput`` record."""
     variants = record["throughput"]["variants"]
-    methods = {label: entry for label, entry in variants.items()
-               if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE}
+    methods = {
+        label: entry
+        for label, entry in variants.items()
+        if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE
+    }
     lines = []
     control = methods.pop(CONTROL, None)
     if control:
-        lines.append(f"A/A control ({BASELINE} built and timed twice): {_ratio(control)}: the measurement's own "
-                     "noise, against which every ratio below is read.")
+        lines.append(
+            f"A/A control ({BASELINE} built and timed twice): {_ratio(control)}: the measurement's own "
+            "noise, against which every ratio below is read."
+        )
     schedule = methods.pop(SCHEDULE, None)
     if schedule:
         category = cost_category(schedule["ratio_to_constant"]["per_repeat"])
-        claim = {"within": f"these measurements support the claim that {COST_CLAIM}, to within 2 %",
-                 "slower": f"**these measurements do not support the claim that {COST_CLAIM}**",
-                 "faster": f"{SCHEDULE} is even faster than {BASELINE} here",
-                 }.get(category, f"this measurement does not decide the claim that {COST_CLAIM} (more repeats needed)")
-        lines.append(f"{SCHEDULE}: {_ratio(schedule)}, "
-                     f"{cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
+        claim = {
+            "within": f"these measurements support the claim that {COST_CLAIM}, to within 2 %",
+            "slower": f"**these measurements do not support the claim that {COST_CLAIM}**",
+            "faster": f"{SCHEDULE} is even faster than {BASELINE} here",
+        }.get(category, f"this measurement does not decide the claim that {COST_CLAIM} (more repeats needed)")
+        lines.append(f"{SCHEDULE}: {_ratio(schedule)}, {cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
     groups: dict[str, list[str]] = {}
     for label in sorted(methods):
         entry = methods[label]
-        groups.setdefault(cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(
-            f"{label} {_ratio(entry)}")
-    headings = {"within": f"Within 2 % of {BASELINE}", "slower": f"Slower than {BASELINE} beyond 2 %",
-                "faster": f"Faster than {BASELINE} beyond 2 %", "unresolved": "Not resolved to 2 %",
-                "untestable": "Too few repeats for an interval"}
+        groups.setdefault(cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(f"{label} {_ratio(entry)}")
+    headings = {
+        "within": f"Within 2 % of {BASELINE}",
+        "slower": f"Slower than {BASELINE} beyond 2 %",
+        "faster": f"Faster than {BASELINE} beyond 2 %",
+        "unresolved": "Not resolved to 2 %",
+        "untestable": "Too few repeats for an interval",
+    }
     lines += [f"{headings[kind]}: {', '.join(groups[kind])}." for kind in headings if kind in groups]
     references = reference_lines(record["throughput"], ("suite_over_bare", "fast_over_per_image"))
     if references:
@@ -214,9 +231,11 @@ def cost_markdown(records: list[dict[str, Any]]) -> list[str]:
         for hardware, record in latest_per_hardware(group).items():
             config = record["config"]
             interleaving = "step by step" if config.get("interleaving") == "step" else f"in blocks of {config['steps']} steps"
-            lines.append(f"**Cost: `bench throughput` on {dataset}, {hardware}** ({record.get('finished_at', '?')[:10]}; "
-                         f"{config['repeats']} repeats x {config['steps']} steps, interleaved {interleaving}; images/s "
-                         f"over {BASELINE}'s, median over repeats [95 % interval])\n")
+            lines.append(
+                f"**Cost: `bench throughput` on {dataset}, {hardware}** ({record.get('finished_at', '?')[:10]}; "
+                f"{config['repeats']} repeats x {config['steps']} steps, interleaved {interleaving}; images/s "
+                f"over {BASELINE}'s, median over repeats [95 % interval])\n"
+            )
             lines += [f"- {line}" for line in cost_lines(record)]
             lines.append("")
     return lines
@@ -228,8 +247,11 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
     if frame.empty:
         return ""
     frame = frame[frame["kind"].isin(ACCURACY_KINDS)]
-    lines = ["\n## Summary\n", "Written by the generator from the records (main metric of each table; \"beyond the noise\": "
-             "paired t-test over matched (seed, split) repeats, p < 0.05).\n"]
+    lines = [
+        "\n## Summary\n",
+        'Written by the generator from the records (main metric of each table; "beyond the noise": '
+        "paired t-test over matched (seed, split) repeats, p < 0.05).\n",
+    ]
     for protocol_id in sorted(frame["protocol"].unique()):
         part = frame[frame["protocol"] == protocol_id]
         metric = main_metric(part)

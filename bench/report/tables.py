@@ -118,7 +118,10 @@ def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for method in method_order(list(frame["method"].unique())):
         part = frame[frame["method"] == method].groupby("repeat", as_index=False)[value_columns].mean()
-        row: dict[str, Any] = {"Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method, "n": part["repeat"].nunique()}
+        row: dict[str, Any] = {
+            "Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method,
+            "n": part["repeat"].nunique(),
+        }
         for metric in metrics:
             row[METRIC_LABELS[metric]] = _mean_std(part[f"{metric}/overall"])
         if f"{GROUPED_METRIC}/overall" in frame:
@@ -206,7 +209,10 @@ def speeds_by_hardware(frame: pd.DataFrame) -> Iterator[tuple[str, dict[str, pd.
     only grouping a speed ratio is ever taken within (speeds of different hardware never compare)."""
     speed = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
     for hardware, part in speed.groupby("hardware", sort=True):
-        yield str(hardware), {m: part.loc[part["method"] == m, "images_per_s"] for m in method_order(list(part["method"].unique()))}
+        yield (
+            str(hardware),
+            {m: part.loc[part["method"] == m, "images_per_s"] for m in method_order(list(part["method"].unique()))},
+        )
 
 
 def speed_ratio(speeds: dict[str, pd.Series], method: str) -> float | None:
@@ -238,12 +244,15 @@ _STANDARD_KEYS = ("dataset", "backbone", "epochs", "batch_size", "evaluation")
 
 def protocol_title(protocol: dict[str, Any]) -> str:
     """A table's heading: dataset, backbone, epochs, batch, evaluation and any non-default key."""
-    extra = "".join(f", {key} {value}" for key, value in sorted(protocol.items())
-                    if key not in _STANDARD_KEYS and key != "encoder")
+    extra = "".join(
+        f", {key} {value}" for key, value in sorted(protocol.items()) if key not in _STANDARD_KEYS and key != "encoder"
+    )
     get = lambda key: protocol.get(key, "?")  # noqa: E731 -- records of foreign kinds may lack a key
     if protocol.get("encoder") == EXTERNAL_KIND:  # bench/external.py: trained elsewhere, no epochs of ours
-        return (f"{get('dataset')} — external encoders (not trained by this suite) on {get('backbone')}, "
-                f"evaluation {get('evaluation')}{extra}")
+        return (
+            f"{get('dataset')} — external encoders (not trained by this suite) on {get('backbone')}, "
+            f"evaluation {get('evaluation')}{extra}"
+        )
     return (
         f"{get('dataset')} — {get('backbone')}, {get('epochs')} epochs, "
         f"batch {get('batch_size')}, evaluation {get('evaluation')}{extra}"
@@ -284,11 +293,17 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
         speed = throughput_table(part)
         if not speed.empty:
             packed = max((int(r.get("packed_runs", 1)) for r in successful(records) if protocol_id(r) == pid), default=1)
-            how = (f"up to {packed} runs shared the device at a time (`bench gpu-check` packs them), so each run's "
-                   "speed is its share of it" if packed > 1 else "the runs ran one after another")
-            parts.append("\nThroughput of these runs (steady state, source images per second; ratios only within one "
-                         f"hardware; {how}, and machine load differs between runs: the "
-                         "controlled comparison is the interleaved `bench throughput` section):\n")
+            how = (
+                f"up to {packed} runs shared the device at a time (`bench gpu-check` packs them), so each run's "
+                "speed is its share of it"
+                if packed > 1
+                else "the runs ran one after another"
+            )
+            parts.append(
+                "\nThroughput of these runs (steady state, source images per second; ratios only within one "
+                f"hardware; {how}, and machine load differs between runs: the "
+                "controlled comparison is the interleaved `bench throughput` section):\n"
+            )
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
         if section_extras is not None:
             parts.extend(section_extras(pid, [r for r in successful(records) if protocol_id(r) == pid]))

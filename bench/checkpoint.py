@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from bench import distributed
@@ -77,6 +78,26 @@ class Checkpointer:
         os.replace(self.path, aside)
         self.finished_marker.unlink(missing_ok=True)
         return aside
+
+
+def random_state(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """Every random generator a run draws from: its data generator (sample order, augmentation),
+    torch's and numpy's global ones, and on CUDA the device's (the keys of a checkpoint)."""
+    return {
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": np.random.get_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def restore_random_state(state: dict[str, Any], generator: torch.Generator, device: torch.device) -> None:
+    """Put back what :func:`random_state` saved, so the resumed run draws exactly what it would have."""
+    generator.set_state(state["generator"].to(generator.get_state().device))
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
 class StopRequest:

@@ -48,14 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
             "learning: train, evaluate (kNN, linear probe; many / medium / few classes) and publish a "
             "leaderboard built from run records."
         ),
-        epilog="Examples:\n  python -m bench run\n  python -m bench run --methods cosine_tau,constant --dataset fashion_mnist_lt --seeds 0-2\n"
+        epilog="Examples:\n  python -m bench run\n"
+        "  python -m bench run --methods cosine_tau,constant --dataset fashion_mnist_lt --seeds 0-2\n"
         "  python -m bench run --dataset cifar10_lt --construction sdclr --splits 1-5 --eval ts,sdclr --data-root DIR\n"
-        "  python -m bench evaluate --weights model.pt --backbone resnet18_cifar --dataset cifar10_lt --construction sdclr --splits 1-5 --eval sdclr\n"
+        "  python -m bench evaluate --weights model.pt --backbone resnet18_cifar --dataset cifar10_lt --construction sdclr "
+        "--splits 1-5 --eval sdclr\n"
         "  python -m bench export --run RUN_ID --out encoder.safetensors\n"
         "  python -m bench list --presets\n  python -m bench leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,evaluate,export,list,leaderboard,throughput,gpu-check}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{run,evaluate,export,list,leaderboard,throughput,gpu-check}"
+    )
 
     run = sub.add_parser(
         "run",
@@ -64,34 +68,109 @@ def build_parser() -> argparse.ArgumentParser:
         "to the results directory and rebuild the leaderboard. Defaults: every registered method on "
         f"{DEFAULT_DATASET} with its quick preset, seed 0.",
     )
-    run.add_argument("--methods", default=None, help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau (default: all registered)")
-    run.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET}); see `python -m bench list`")
+    run.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau (default: all registered)",
+    )
+    run.add_argument(
+        "--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET}); see `python -m bench list`"
+    )
     run.add_argument("--preset", default=None, help="training preset of the dataset (default: the dataset's default preset)")
     run.add_argument("--seeds", default="0", help="seeds: 0,1,2 or 0-4 (default: 0)")
-    run.add_argument("--construction", default=None, help="how the long tail is built: ldam (default) or sdclr for cifar10_lt/cifar100_lt; native or exp for folder")
-    run.add_argument("--splits", default=None, help="published splits to run, like seeds: 1-5 for --construction sdclr (default: split 1)")
-    run.add_argument("--rho", type=float, default=None, help="imbalance ratio of an imposed exponential profile (folder --construction exp; default 100)")
-    run.add_argument("--eval", default=None, help="evaluation: suites default (knn1,knn10,wknn,linear), ts (knn1,knn10,linear_fs,linear), sdclr (probe_full,probe_few), all, or protocol names, comma-separated")
+    run.add_argument(
+        "--construction",
+        default=None,
+        help="how the long tail is built: ldam (default) or sdclr for cifar10_lt/cifar100_lt; native or exp for folder",
+    )
+    run.add_argument(
+        "--splits", default=None, help="published splits to run, like seeds: 1-5 for --construction sdclr (default: split 1)"
+    )
+    run.add_argument(
+        "--rho",
+        type=float,
+        default=None,
+        help="imbalance ratio of an imposed exponential profile (folder --construction exp; default 100)",
+    )
+    run.add_argument(
+        "--eval",
+        default=None,
+        help="evaluation: suites default (knn1,knn10,wknn,linear), ts (knn1,knn10,linear_fs,linear), "
+        "sdclr (probe_full,probe_few), all, or protocol names, comma-separated",
+    )
     run.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
     run.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
-    run.add_argument("--lr", type=float, default=None, help="override the base learning rate (of the preset, or of the method's own recipe, e.g. moco's)")
-    run.add_argument("--weight-decay", type=float, default=None, help="override the weight decay (of the preset, or of the method's own recipe, e.g. moco's and bcl's)")
+    run.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="override the base learning rate (of the preset, or of the method's own recipe, e.g. moco's)",
+    )
+    run.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="override the weight decay (of the preset, or of the method's own recipe, e.g. moco's and bcl's)",
+    )
     run.add_argument("--backbone", default=None, help="timm model name: small_cnn, resnet18_cifar, resnet50, ...")
-    run.add_argument("--temperature-period", type=_positive_int, default=None, help="T of periodic temperature schedules, in epochs (default: preset, else epochs / 5)")
+    run.add_argument(
+        "--temperature-period",
+        type=_positive_int,
+        default=None,
+        help="T of periodic temperature schedules, in epochs (default: preset, else epochs / 5)",
+    )
     run.add_argument("--tau", type=float, default=None, help="the temperature of constant-temperature methods (default 0.2)")
-    run.add_argument("--tau-min", type=float, default=None, help="lowest temperature of scheduled methods (cosine_tau: tau-, default 0.1)")
-    run.add_argument("--tau-max", type=float, default=None, help="highest temperature of scheduled methods (cosine_tau: tau+, default 1.0)")
-    run.add_argument("--monitor-every", type=_positive_int, default=None, help="kNN@10 on the test set every N epochs "
-                     "during training, kept in the record's history (default: the preset's; off on GPU presets)")
-    run.add_argument("--checkpoint-every", type=_positive_int, default=10, help="write a checkpoint every N epochs (and on SIGINT/SIGTERM); default 10")
-    run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                     help="continue from the last checkpoint and skip finished runs (default); --no-resume starts over, keeping old checkpoints aside")
+    run.add_argument(
+        "--tau-min", type=float, default=None, help="lowest temperature of scheduled methods (cosine_tau: tau-, default 0.1)"
+    )
+    run.add_argument(
+        "--tau-max", type=float, default=None, help="highest temperature of scheduled methods (cosine_tau: tau+, default 1.0)"
+    )
+    run.add_argument(
+        "--monitor-every",
+        type=_positive_int,
+        default=None,
+        help="kNN@10 on the test set every N epochs "
+        "during training, kept in the record's history (default: the preset's; off on GPU presets)",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=10,
+        help="write a checkpoint every N epochs (and on SIGINT/SIGTERM); default 10",
+    )
+    run.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue from the last checkpoint and skip finished runs (default); "
+        "--no-resume starts over, keeping old checkpoints aside",
+    )
     run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
-    run.add_argument("--data-root", default=None, help="where the dataset's files are: images and split files under DIR/split/ (see README, Datasets)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the method's forward (useful on CUDA; "
-                     "the first steps pay for compilation, which the steady-state throughput leaves out)")
-    run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for file datasets (default: min(8, CPUs); 0 for in-memory data)")
-    run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); the leaderboard README is written next to it")
+    run.add_argument(
+        "--data-root",
+        default=None,
+        help="where the dataset's files are: images and split files under DIR/split/ (see README, Datasets)",
+    )
+    run.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the method's forward (useful on CUDA; "
+        "the first steps pay for compilation, which the steady-state throughput leaves out)",
+    )
+    run.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers for file datasets (default: min(8, CPUs); 0 for in-memory data)",
+    )
+    run.add_argument(
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); "
+        "the leaderboard README is written next to it",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
 
@@ -103,8 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         "own encoder\"), evaluate it with the suite's protocols on --dataset and write one record of kind external per "
         "(split, seed), in a leaderboard table of external encoders. A key that does not match stops with one line.",
     )
-    ev.add_argument("--weights", type=Path, required=True, help="the file: .pt/.pth/.tar (loaded with weights_only=True) or .safetensors")
-    ev.add_argument("--backbone", default=None, help="timm model name the weights belong to (default: the one a `bench export` names)")
+    ev.add_argument(
+        "--weights", type=Path, required=True, help="the file: .pt/.pth/.tar (loaded with weights_only=True) or .safetensors"
+    )
+    ev.add_argument(
+        "--backbone", default=None, help="timm model name the weights belong to (default: the one a `bench export` names)"
+    )
     ev.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
     ev.add_argument("--construction", default=None, help="how the long tail is built (as for run)")
     ev.add_argument("--splits", default=None, help="published splits to evaluate on, e.g. 1-5 for --construction sdclr")
@@ -127,20 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run", default=None, help="the run_id of a record (its checkpoint lies in RESULTS_DIR/../checkpoints)")
     source.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file of this suite")
     ex.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
-    ex.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the run's record lies (default: leaderboard/results)")
+    ex.add_argument(
+        "--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the run's record lies (default: leaderboard/results)"
+    )
 
-    lst = sub.add_parser("list", help="list methods, datasets and presets", description="List registered methods, datasets and their presets.")
+    lst = sub.add_parser(
+        "list", help="list methods, datasets and presets", description="List registered methods, datasets and their presets."
+    )
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--presets", action="store_true", help="only the training presets of every dataset, in full")
 
-    board = sub.add_parser("leaderboard", help="rebuild leaderboard/README.md and its figures from the records",
-                           description="Rebuild the leaderboard markdown and figures from every record in the results directory; "
-                           "--check only compares them and exits 1 listing each difference.")
+    board = sub.add_parser(
+        "leaderboard",
+        help="rebuild leaderboard/README.md and its figures from the records",
+        description="Rebuild the leaderboard markdown and figures from every record in the results directory; "
+        "--check only compares them and exits 1 listing each difference.",
+    )
     board.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
-    board.add_argument("--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)")
+    board.add_argument(
+        "--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)"
+    )
     board.add_argument("--figures-dir", type=Path, default=None, help="PNG folder (default: figures/ next to the markdown file)")
-    board.add_argument("--check", action="store_true",
-                       help="write nothing; exit 1 with one line per difference if the markdown or figures are not what the records generate")
+    board.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with one line per difference if the markdown or figures are not what the records generate",
+    )
     speed = sub.add_parser(
         "throughput",
         help="time training steps of methods side by side (interleaved) against a bare PyTorch loop",
@@ -150,21 +245,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     speed.add_argument("--methods", default=None, help="comma-separated (default: all registered; constant is always added)")
     speed.add_argument("--dataset", default=DEFAULT_DATASET, help=f"an in-memory dataset (default: {DEFAULT_DATASET})")
-    speed.add_argument("--preset", default=None, help="training preset whose backbone and batch size are used (default: the dataset's)")
-    speed.add_argument("--steps", type=int, default=20, help="timed steps per variant and repeat, interleaved step by "
-                       "step with the other variants (default 20)")
-    speed.add_argument("--repeats", type=int, default=10, help="repeats; each gives one ratio per variant, summarised by "
-                       "the median and its 95 %% interval, which needs >= 6 (default 10)")
+    speed.add_argument(
+        "--preset", default=None, help="training preset whose backbone and batch size are used (default: the dataset's)"
+    )
+    speed.add_argument(
+        "--steps",
+        type=int,
+        default=20,
+        help="timed steps per variant and repeat, interleaved step by step with the other variants (default 20)",
+    )
+    speed.add_argument(
+        "--repeats",
+        type=int,
+        default=10,
+        help="repeats; each gives one ratio per variant, summarised by "
+        "the median and its 95 %% interval, which needs >= 6 (default 10)",
+    )
     speed.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first (default 5)")
     speed.add_argument("--batch-size", type=_positive_int, default=None, help="override the preset's batch size")
-    speed.add_argument("--data-path", default="device", help="device (batched on-device augmentation), lightly (per-image "
-                       "DataLoader) or both (adds constant@per-image); default device")
-    speed.add_argument("--num-workers", type=int, default=None, help="DataLoader workers of the per-image path (default 0: workers prefetch into the next variant's timing)")
-    speed.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's); on a shared, "
-                       "oversubscribed CPU --threads 1 avoids OpenMP threads spinning against other processes")
+    speed.add_argument(
+        "--data-path",
+        default="device",
+        help="device (batched on-device augmentation), lightly (per-image "
+        "DataLoader) or both (adds constant@per-image); default device",
+    )
+    speed.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of the per-image path (default 0: workers prefetch into the next variant's timing)",
+    )
+    speed.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); on a shared, "
+        "oversubscribed CPU --threads 1 avoids OpenMP threads spinning against other processes",
+    )
     speed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     speed.add_argument("--data-root", default=None, help="where the dataset's files are")
-    speed.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)")
+    speed.add_argument(
+        "--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)"
+    )
     gpu = sub.add_parser(
         "gpu-check",
         help="on a GPU, in --minutes: the paper's CIFAR-LT throughput against the network-only limit, then a packed "
@@ -174,16 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods on cifar10_jpeg_lt --construction sdclr --splits for as many epochs as fit, one interrupted by SIGTERM "
         "and resumed. Records and the whole log go to --out. --device cpu is a dry run with tiny sizes.",
     )
-    gpu.add_argument("--out", type=Path, required=True, help="a new folder for the records (OUT/results), the log and a JSON summary")
+    gpu.add_argument(
+        "--out", type=Path, required=True, help="a new folder for the records (OUT/results), the log and a JSON summary"
+    )
     gpu.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for a tiny dry run (default: auto)")
     gpu.add_argument("--minutes", type=float, default=9.0, help="the whole check's time budget (default 9)")
     gpu.add_argument("--methods", default="constant,cosine_tau", help="methods of the runs (default constant,cosine_tau)")
     gpu.add_argument("--splits", default=None, help="SDCLR splits of the runs (default 1-3; 1 in a dry run)")
     gpu.add_argument("--epochs", type=_positive_int, default=None, help="epochs of every run (default: as many as fit)")
-    gpu.add_argument("--data-root", type=Path, default=None, help="the unpacked CIFAR-10 JPEG copy with the labels file "
-                     "and split/ (default: unpack --shared-data's)")
-    gpu.add_argument("--shared-data", type=Path, default=None, help="a folder laid out as ../shared/data (the JPEG "
-                     "archive, cifar_labels/, splits/); default ../shared/data")
+    gpu.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="the unpacked CIFAR-10 JPEG copy with the labels file and split/ (default: unpack --shared-data's)",
+    )
+    gpu.add_argument(
+        "--shared-data",
+        type=Path,
+        default=None,
+        help="a folder laid out as ../shared/data (the JPEG archive, cifar_labels/, splits/); default ../shared/data",
+    )
     return parser
 
 
@@ -194,8 +326,9 @@ def command_gpu_check(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
-    run_gpu_check(args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data or SHARED_DATA,
-                  args.epochs)
+    run_gpu_check(
+        args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data or SHARED_DATA, args.epochs
+    )
     return 0
 
 
@@ -210,8 +343,20 @@ def command_throughput(args: argparse.Namespace) -> int:
         if args.threads <= 0:
             raise UserError(f"--threads must be a positive number, got {args.threads}.")
         torch.set_num_threads(args.threads)  # recorded in the environment block (torch_threads)
-    run_throughput(methods, args.dataset, args.preset, args.steps, args.repeats, args.warmup, args.batch_size,
-                   args.device, args.results_dir.resolve(), args.data_path, args.num_workers, data_root=args.data_root)
+    run_throughput(
+        methods,
+        args.dataset,
+        args.preset,
+        args.steps,
+        args.repeats,
+        args.warmup,
+        args.batch_size,
+        args.device,
+        args.results_dir.resolve(),
+        args.data_path,
+        args.num_workers,
+        data_root=args.data_root,
+    )
     return 0
 
 
@@ -219,7 +364,7 @@ def command_run(args: argparse.Namespace) -> int:
     from bench import runner
     from bench.checkpoint import TrainingInterrupted, stop_on_signals
     from bench.evaluation import parse_eval
-    from bench.leaderboard import summary_table, write_leaderboard
+    from bench.report import summary_table, write_report
     from bench.records import load_records
     from methods import list_methods
 
@@ -246,8 +391,16 @@ def command_run(args: argparse.Namespace) -> int:
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     results_dir = args.results_dir.resolve()
     plan = runner.plan(
-        methods, args.dataset, parse_seeds(args.seeds), args.preset, overrides, args.device, results_dir,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, splits=splits,
+        methods,
+        args.dataset,
+        parse_seeds(args.seeds),
+        args.preset,
+        overrides,
+        args.device,
+        results_dir,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        splits=splits,
     )
     loaded = runner.load_all(plan)
     for split, data in loaded.items():
@@ -273,7 +426,7 @@ def command_run(args: argparse.Namespace) -> int:
     print(summary_table(related))
     if not args.no_leaderboard:
         output = results_dir.parent / "README.md"
-        write_leaderboard(results_dir, output)
+        write_report(results_dir, output)
         print(f"\nleaderboard written to {output}")
     failed = [r for r in written if r.get("status") == "failed"]
     for record in failed:
@@ -284,7 +437,7 @@ def command_run(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     from bench.evaluation import parse_eval
     from bench.external import evaluate_weights
-    from bench.leaderboard import summary_table, write_leaderboard
+    from bench.report import summary_table, write_report
     from bench.records import load_records
 
     results_dir = args.results_dir.resolve()
@@ -295,8 +448,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
         "num_workers": args.num_workers,
     }
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
-    written = evaluate_weights(args.weights, args.backbone, args.dataset, args.name, results_dir, overrides,
-                               parse_seeds(args.seeds), splits, args.device)
+    written = evaluate_weights(
+        args.weights, args.backbone, args.dataset, args.name, results_dir, overrides, parse_seeds(args.seeds), splits, args.device
+    )
     tables = {json.dumps(r["protocol"], sort_keys=True) for r in written}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -306,7 +460,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         print(summary_table(related))
     if not args.no_leaderboard and written:
         output = results_dir.parent / "README.md"
-        write_leaderboard(results_dir, output)
+        write_report(results_dir, output)
         print(f"\nleaderboard written to {output}")
     return 0
 
@@ -315,8 +469,10 @@ def command_export(args: argparse.Namespace) -> int:
     from bench.external import export_encoder
 
     info = export_encoder(args.out, args.results_dir.resolve(), run_id=args.run, checkpoint=args.checkpoint)
-    print(f"{args.out}: {info['backbone']} encoder of {info['method']} on {info['dataset']} (run {info['run_id']}); "
-          f"description in {args.out.with_suffix('.json')}")
+    print(
+        f"{args.out}: {info['backbone']} encoder of {info['method']} on {info['dataset']} (run {info['run_id']}); "
+        f"description in {args.out.with_suffix('.json')}"
+    )
     return 0
 
 
@@ -330,15 +486,19 @@ def command_list(args: argparse.Namespace) -> int:
             for preset_name, preset in cls.presets.items():
                 default = " (default)" if preset_name == cls.default_preset else ""
                 print(
-                    f"  {name:<16} {preset_name + default:<16} {preset.backbone}, {preset.epochs} epochs, batch {preset.batch_size}, "
-                    f"SGD lr {preset.lr:g} momentum {preset.momentum:g} wd {preset.weight_decay:g}, {preset.warmup_epochs} warm-up "
+                    f"  {name:<16} {preset_name + default:<16} {preset.backbone}, {preset.epochs} epochs, "
+                    f"batch {preset.batch_size}, "
+                    f"SGD lr {preset.lr:g} momentum {preset.momentum:g} wd {preset.weight_decay:g}, "
+                    f"{preset.warmup_epochs} warm-up "
                     f"epochs, T = {preset.resolved_period()} epochs. {preset.description}"
                 )
         return 0
     if args.json:
         out = {
             "methods": {name: cls.info() for name, cls in METHODS.items()},
-            "datasets": {name: {"description": cls.description, "presets": sorted(cls.presets)} for name, cls in DATASETS.items()},
+            "datasets": {
+                name: {"description": cls.description, "presets": sorted(cls.presets)} for name, cls in DATASETS.items()
+            },
         }
         print(json.dumps(out, indent=1))
         return 0
@@ -347,15 +507,18 @@ def command_list(args: argparse.Namespace) -> int:
         print(f"  {name:<16} {cls.description}\n  {'':<16} [{cls.temperature.describe()}] {cls.citation}")
     objectives = [n for n, c in METHODS.items() if c.role == "objective" and c.accepts_temperature_strategies]
     strategies = [n for n, c in METHODS.items() if c.role == "temperature" or n == "constant"]
-    print(f"\nCombine as <objective>+<temperature strategy> (e.g. sdclr+cosine_tau, moco+dystress):\n"
-          f"  objectives:             {', '.join(objectives)}\n  temperature strategies: {', '.join(strategies)}")
+    print(
+        f"\nCombine as <objective>+<temperature strategy> (e.g. sdclr+cosine_tau, moco+dystress):\n"
+        f"  objectives:             {', '.join(objectives)}\n  temperature strategies: {', '.join(strategies)}"
+    )
     print("\nDatasets:")
     for name, cls in DATASETS.items():
         print(f"  {name:<16} {cls.description}")
         for preset_name, preset in cls.presets.items():
             default = " (default)" if preset_name == cls.default_preset else ""
             print(
-                f"  {'':<16} preset {preset_name}{default}: {preset.backbone}, {preset.epochs} epochs, batch {preset.batch_size}, "
+                f"  {'':<16} preset {preset_name}{default}: {preset.backbone}, {preset.epochs} epochs, "
+                f"batch {preset.batch_size}, "
                 f"lr {preset.lr:g}, T = {preset.resolved_period()} epochs. {preset.description}"
             )
     return 0
@@ -379,8 +542,15 @@ def command_leaderboard(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "evaluate": command_evaluate, "export": command_export, "list": command_list, "leaderboard": command_leaderboard,
-                "throughput": command_throughput, "gpu-check": command_gpu_check}
+    handlers = {
+        "run": command_run,
+        "evaluate": command_evaluate,
+        "export": command_export,
+        "list": command_list,
+        "leaderboard": command_leaderboard,
+        "throughput": command_throughput,
+        "gpu-check": command_gpu_check,
+    }
     try:
         return handlers[args.command](args)
     except UserError as error:

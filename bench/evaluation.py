@@ -54,6 +54,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.keys import GROUPS
+
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 #: Protocol name -> one-line description. The names appear in records and on the leaderboard.
@@ -99,9 +101,6 @@ _MAJORITY_K = {"knn1": 1, "knn10": 10}
 #: lightly's defaults (from Wu et al. 2018, "instance discrimination"), used by DySTreSS too.
 WKNN_K = 200
 WKNN_T = 0.1
-
-#: The group names of :func:`group_report`, in report order.
-GROUPS = ("many", "medium", "few")
 
 # Upper bound on the elements of one (test chunk x train) distance block: 2**25 float64 values are
 # 256 MiB, so even ImageNet-LT's ~116k training features get chunks of ~290 test rows.
@@ -660,7 +659,6 @@ def evaluate(
 
 __all__ = [
     "PROTOCOLS",
-    "GROUPS",
     "WKNN_K",
     "WKNN_T",
     "extract_features",

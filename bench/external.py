@@ -63,7 +63,7 @@ from torch import nn
 
 from bench.backbones import check_backbone, create_backbone
 from bench.errors import UserError
-from bench.leaderboard import EXTERNAL_KIND, EXTERNAL_PREFIX
+from bench.keys import EXTERNAL_KIND, EXTERNAL_PREFIX
 from bench.records import atomic_write
 from datasets.splitfiles import sha256_of  # the split files' digest, in 1 MiB blocks
 
@@ -206,7 +206,11 @@ def _select_encoder(state: dict[str, torch.Tensor], expected: set[str], notes: l
 _BN_PARAM = r"(weight|bias|running_mean|running_var|num_batches_tracked)$"
 # (pattern, what a match becomes or None to drop it, the note) -- see the module docstring, step 4.
 _BRANCHES = (
-    (re.compile(rf"\.bn_list\.{DENSE_BN_INDEX}\.{_BN_PARAM}"), r".\1", "dual BN: kept bn_list.0 (SDCLR's dense 'nonprune' branch)"),
+    (
+        re.compile(rf"\.bn_list\.{DENSE_BN_INDEX}\.{_BN_PARAM}"),
+        r".\1",
+        "dual BN: kept bn_list.0 (SDCLR's dense 'nonprune' branch)",
+    ),
     (re.compile(rf"\.bn_list\.\d+\.{_BN_PARAM}"), None, "dual BN: dropped bn_list.1 (SDCLR's pruned branch)"),
     (re.compile(rf"\.bn_list\.{_BN_PARAM}"), r".\1", "single BN stored as bn_list: renamed"),
     (re.compile(rf"\.dense\.{_BN_PARAM}"), r".\1", "dual BN: kept dense (the suite's SDCLR)"),
@@ -256,24 +260,40 @@ def adapt_state_dict(state: dict[str, torch.Tensor], target: dict[str, torch.Ten
     state = _select_encoder(_strip_wrappers(state, notes), expected, notes)
     normalization = None
     if "normalize.mean" in state and "normalize.std" in state and "normalize.mean" not in expected:
-        normalization = {"mean": [float(v) for v in state.pop("normalize.mean").flatten()],
-                         "std": [float(v) for v in state.pop("normalize.std").flatten()]}
+        normalization = {
+            "mean": [float(v) for v in state.pop("normalize.mean").flatten()],
+            "std": [float(v) for v in state.pop("normalize.std").flatten()],
+        }
         notes.append("normalize layer: its mean/std replace the dataset's in the evaluation's preprocessing")
     state = _rename(state, expected, notes)
-    heads = sorted({k.split(".", 1)[0] for k in state if k.split(".", 1)[0] in HEAD_MODULES
-                    and not any(e.startswith(k.split(".", 1)[0] + ".") for e in expected)})
+    heads = sorted(
+        {
+            k.split(".", 1)[0]
+            for k in state
+            if k.split(".", 1)[0] in HEAD_MODULES and not any(e.startswith(k.split(".", 1)[0] + ".") for e in expected)
+        }
+    )
     if heads:
         notes.append(f"dropped head(s) {', '.join(h + '.*' for h in heads)} (the backbone has none)")
         state = {k: v for k, v in state.items() if k.split(".", 1)[0] not in heads}
     missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
     unexpected = sorted(set(state) - expected)
-    shapes = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in expected & set(state)
-                    if state[k].shape != target[k].shape)
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}"
+        for k in expected & set(state)
+        if state[k].shape != target[k].shape
+    )
     if missing or unexpected or shapes:
-        parts = [f"{len(items)} {what} ({_listed(items)})" for what, items in
-                 (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if items]
-        raise UserError(f"the weights of {path.name} do not fit backbone {backbone!r}: " + "; ".join(parts)
-                        + ". Pass the --backbone they were trained with (nothing was written).")
+        parts = [
+            f"{len(items)} {what} ({_listed(items)})"
+            for what, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
+            if items
+        ]
+        raise UserError(
+            f"the weights of {path.name} do not fit backbone {backbone!r}: "
+            + "; ".join(parts)
+            + ". Pass the --backbone they were trained with (nothing was written)."
+        )
     for key in expected - set(state):  # num_batches_tracked only: kept as the fresh backbone has it
         state[key] = target[key]
     return Adapted(state, notes, normalization)
@@ -319,8 +339,9 @@ def load_encoder(path: Path, backbone: Optional[str]) -> LoadedEncoder:
     exported = info.get("backbone") if info else None
     if backbone is None:
         if exported is None:
-            raise UserError(f"--backbone is needed: {path.name} does not say which network it holds "
-                            "(e.g. --backbone resnet18_cifar).")
+            raise UserError(
+                f"--backbone is needed: {path.name} does not say which network it holds (e.g. --backbone resnet18_cifar)."
+            )
         backbone = exported
     check_backbone(backbone)
     if exported is not None and exported != backbone:
@@ -334,6 +355,7 @@ def load_encoder(path: Path, backbone: Optional[str]) -> LoadedEncoder:
 
 
 # --- bench evaluate ------------------------------------------------------------------------------------
+
 
 def external_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
     """The table of external encoders beside a run protocol: same dataset, backbone, evaluation and
@@ -351,8 +373,20 @@ def external_label(label: str, sha256: str) -> str:
 def evaluation_config(config: Any, sha256: str) -> dict[str, Any]:
     """What of a run config the evaluation used (the rest is training, which did not happen here)."""
     out = config.to_dict()
-    kept = ("dataset", "seed", "backbone", "device", "num_workers", "eval_protocols", "data_root", "augmentation",
-            "construction", "split", "rho", "protocol_extra")
+    kept = (
+        "dataset",
+        "seed",
+        "backbone",
+        "device",
+        "num_workers",
+        "eval_protocols",
+        "data_root",
+        "augmentation",
+        "construction",
+        "split",
+        "rho",
+        "protocol_extra",
+    )
     return {"method": EXTERNAL_KIND, **{k: out[k] for k in kept}, "weights_sha256": sha256}
 
 
@@ -380,8 +414,9 @@ def evaluate_weights(
     # The label becomes a markdown table cell and a file name part: no pipes, backticks or line breaks.
     if not label.strip() or any(c in label for c in "|`\n\r"):
         raise UserError(f"--name {label!r}: give a non-empty label without '|', '`' or line breaks.")
-    plan = runner.plan(["constant"], dataset, seeds, None, {**overrides, "backbone": encoder.backbone}, device,
-                       results_dir, splits=splits)
+    plan = runner.plan(
+        ["constant"], dataset, seeds, None, {**overrides, "backbone": encoder.backbone}, device, results_dir, splits=splits
+    )
     loaded = runner.load_all(plan)
     encoder.model.to(plan.device)  # as the floors' backbone: evaluation runs where the data go (CUDA when there)
     existing = load_records(results_dir) if results_dir.exists() else []
@@ -407,15 +442,29 @@ def evaluate_weights(
             continue
         record = runner.base_record(EXTERNAL_KIND, method, scored, data, plan.device)
         metrics = runner.evaluate_encoder(encoder.model, data, scored, plan.device)
-        description = (f"external encoder {encoder.path.name} (sha256 {encoder.sha256}), weights from {encoder.found_in} "
-                       f"loaded into {encoder.backbone}" + (f": {'; '.join(encoder.adapted.adaptations)}" if encoder.adapted.adaptations else ""))
+        description = (
+            f"external encoder {encoder.path.name} (sha256 {encoder.sha256}), weights from {encoder.found_in} "
+            f"loaded into {encoder.backbone}"
+            + (f": {'; '.join(encoder.adapted.adaptations)}" if encoder.adapted.adaptations else "")
+        )
         record.update(
-            protocol=protocol, config=record_config, run_id=run_id,
-            method_info={"name": method, "description": description,
-                         "citation": "not trained by this suite: see the encoder's own source"},
-            weights={"file": encoder.path.name, "sha256": encoder.sha256, "label": label, "found_in": encoder.found_in,
-                     "adaptations": encoder.adapted.adaptations, "normalization": encoder.adapted.normalization,
-                     "export": encoder.export_info},
+            protocol=protocol,
+            config=record_config,
+            run_id=run_id,
+            method_info={
+                "name": method,
+                "description": description,
+                "citation": "not trained by this suite: see the encoder's own source",
+            },
+            weights={
+                "file": encoder.path.name,
+                "sha256": encoder.sha256,
+                "label": label,
+                "found_in": encoder.found_in,
+                "adaptations": encoder.adapted.adaptations,
+                "normalization": encoder.adapted.normalization,
+                "export": encoder.export_info,
+            },
             metrics={k: v for k, v in metrics.items() if k != "timing"},
             timing={f"eval_{k}_seconds": v for k, v in metrics["timing"].items()},
             finished_at=utc_now(),
@@ -423,39 +472,55 @@ def evaluate_weights(
         record["_path"] = str(write_record(record, results_dir))
         existing.append(record)
         written.append(record)
-        log(f"{method} on {config.dataset}" + (f" split {config.split}" if config.split is not None else "")
-            + f", seed {config.seed}: {record['_path']}")
+        log(
+            f"{method} on {config.dataset}"
+            + (f" split {config.split}" if config.split is not None else "")
+            + f", seed {config.seed}: {record['_path']}"
+        )
     return written
 
 
 # --- bench export --------------------------------------------------------------------------------------
 
+
 def _find_checkpoint(run_id: str, results_dir: Path) -> Path:
     directory = results_dir.parent / "checkpoints"  # bench.runner.RunPlan.checkpoint_dir
-    found = sorted(p for p in directory.glob("*.pt") if p.stem.rsplit("__", 1)[-1].startswith(run_id)
-                   and ".old" not in p.name) if directory.is_dir() else []
+    found = (
+        sorted(p for p in directory.glob("*.pt") if p.stem.rsplit("__", 1)[-1].startswith(run_id) and ".old" not in p.name)
+        if directory.is_dir()
+        else []
+    )
     if len(run_id) < 6:
         raise UserError(f"--run {run_id!r}: give at least 6 characters of the run_id (records say it).")
     if len({p.stem.rsplit("__", 1)[-1] for p in found}) > 1:
         raise UserError(f"--run {run_id!r} matches several runs' checkpoints; give more of the run_id.")
     if not found:
-        raise UserError(f"no checkpoint of run {run_id!r} in {directory}; a finished run keeps its final checkpoint "
-                        "there (pass --results-dir of the run, or --checkpoint FILE).")
+        raise UserError(
+            f"no checkpoint of run {run_id!r} in {directory}; a finished run keeps its final checkpoint "
+            "there (pass --results-dir of the run, or --checkpoint FILE)."
+        )
     return found[0]
 
 
 def _record_of(run_id: str, results_dir: Path) -> dict[str, Any]:
     from bench.records import load_records
 
-    records = [r for r in (load_records(results_dir) if results_dir.exists() else [])
-               if r.get("kind") == "run" and r.get("run_id") == run_id and r.get("status", "ok") == "ok"]
+    records = [
+        r
+        for r in (load_records(results_dir) if results_dir.exists() else [])
+        if r.get("kind") == "run" and r.get("run_id") == run_id and r.get("status", "ok") == "ok"
+    ]
     if not records:
-        raise UserError(f"no record of run {run_id} in {results_dir}: the record says which backbone, image size and "
-                        "normalisation the encoder has (pass --results-dir of the run).")
+        raise UserError(
+            f"no record of run {run_id} in {results_dir}: the record says which backbone, image size and "
+            "normalisation the encoder has (pass --results-dir of the run)."
+        )
     return records[-1]
 
 
-def export_encoder(out: Path, results_dir: Path, run_id: Optional[str] = None, checkpoint: Optional[Path] = None) -> dict[str, Any]:
+def export_encoder(
+    out: Path, results_dir: Path, run_id: Optional[str] = None, checkpoint: Optional[Path] = None
+) -> dict[str, Any]:
     """Write the backbone of a suite run as safetensors at ``out`` and its description beside it
     (``out`` with ``.json``); returns the description."""
     from safetensors.torch import save as safetensors_bytes
@@ -465,8 +530,10 @@ def export_encoder(out: Path, results_dir: Path, run_id: Optional[str] = None, c
     path = Path(checkpoint) if checkpoint is not None else _find_checkpoint(str(run_id), results_dir)
     content, _ = read_checkpoint(path)
     if not isinstance(content, dict) or "method" not in content or "run_id" not in content:
-        raise UserError(f"{path} is not a checkpoint of this suite (no 'method' and 'run_id'); `bench evaluate --weights` "
-                        "reads other checkpoints directly.")
+        raise UserError(
+            f"{path} is not a checkpoint of this suite (no 'method' and 'run_id'); `bench evaluate --weights` "
+            "reads other checkpoints directly."
+        )
     record = _record_of(str(content["run_id"]), results_dir)
     config = record["config"]
     state, _ = find_state_dict(content["method"], path)

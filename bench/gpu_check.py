@@ -52,8 +52,9 @@ from bench import runner
 from bench.errors import UserError
 from bench.launch import Job, bench_command, run_jobs
 from bench.records import load_records, utc_now, write_record
-from bench.throughput import (BARE, CONTROL, LIMIT, Variant, bare_step, bare_variant, forever, measure, summary_lines,
-                              suite_variant, throughput_record, variants_table)
+from bench.keys import CONTROL, LIMIT
+from bench.report.throughput import summary_lines, variants_table
+from bench.throughput import Variant, bare_step, bare_variant, forever, measure, suite_variant, throughput_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import uuid
 import warnings
@@ -39,6 +40,19 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def command_line() -> str:
+    """The command that made a record, as a user would type it again (``python -m bench ...``)."""
+    return " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]])
+
+
+def record_header(kind: str, method: str, dataset: str, seed: int, split: int | None) -> dict[str, Any]:
+    """The fields every record starts with (runs, floors, external encoders, throughput): what it is,
+    of which method, dataset, seed and split, at which schema version; ``status`` is ``ok`` until a
+    failure says otherwise."""
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "status": "ok", "method": method, "dataset": dataset,
+            "seed": seed, "split": split}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
@@ -46,7 +60,8 @@ def _slug(text: str) -> str:
 def record_filename(record: dict[str, Any]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     split = f"__split{record['split']}" if record.get("split") is not None else ""
-    return f"{_slug(record['dataset'])}__{_slug(record['method'])}{split}__seed{record['seed']}__{stamp}__{uuid.uuid4().hex[:8]}.json"
+    name = f"{_slug(record['dataset'])}__{_slug(record['method'])}{split}__seed{record['seed']}"
+    return f"{name}__{stamp}__{uuid.uuid4().hex[:8]}.json"
 
 
 def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:

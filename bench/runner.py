@@ -7,11 +7,10 @@ wrong is checked in :func:`plan` before any training starts or any file is writt
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -24,8 +23,9 @@ from bench.config import AugmentationSpec, RunConfig, resolve_config
 from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
-from bench.evaluation import FS_PROBE_SET, GROUPS, PROBE_SET_OF, PROTOCOLS, evaluate
-from bench.records import SCHEMA_VERSION, load_records, utc_now, write_record
+from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
+from bench.keys import GROUPS
+from bench.records import command_line, load_records, record_header, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
 from datasets import LongTailData, create_dataset
 from datasets.base import DatasetSpec
@@ -54,24 +54,17 @@ class RunPlan:
     """Validated work: one config per (split, seed, method), the dataset entry per split and the device.
 
     ``splits`` is ``[None]`` for datasets with one construction of their data; ``datasets`` maps each
-    split to its dataset entry (``dataset`` is the first, for callers that know only one).
+    split to its dataset entry.
     """
 
-    dataset: DatasetSpec
     configs: list[RunConfig]
     device: torch.device
     results_dir: Path
     seeds: list[int]
+    splits: list[Optional[int]]
+    datasets: dict[Optional[int], DatasetSpec]
     checkpoint_every: int = 10
     resume: bool = True
-    splits: list[Optional[int]] = None  # type: ignore[assignment]
-    datasets: dict[Optional[int], DatasetSpec] = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.splits is None:
-            self.splits = [None]
-        if self.datasets is None:
-            self.datasets = {None: self.dataset}
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -151,9 +144,20 @@ def plan(
     data_root = Path(overrides["data_root"]) if overrides.get("data_root") else None
     configs = [
         resolve_config(
-            spec.presets[preset_name], name, dataset, seed, str(selected), spec.augmentation,
-            {**overrides, "temperature_overrides": applicable[name], "construction": specs[split].construction, "split": split, "rho": specs[split].rho,
-             "protocol_extra": specs[split].protocol_extra(data_root)},
+            spec.presets[preset_name],
+            name,
+            dataset,
+            seed,
+            str(selected),
+            spec.augmentation,
+            {
+                **overrides,
+                "temperature_overrides": applicable[name],
+                "construction": specs[split].construction,
+                "split": split,
+                "rho": specs[split].rho,
+                "protocol_extra": specs[split].protocol_extra(data_root),
+            },
             method_recipe=get_method_class(name).recipe_for,
         )
         for split in split_list
@@ -162,7 +166,7 @@ def plan(
     ]
     check_backbone(configs[0].backbone)
     _check_writable(results_dir)
-    return RunPlan(spec, configs, torch_device, results_dir, seeds, checkpoint_every, resume, split_list, specs)
+    return RunPlan(configs, torch_device, results_dir, seeds, split_list, specs, checkpoint_every, resume)
 
 
 def _check_writable(results_dir: Path) -> None:
@@ -200,15 +204,19 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     spec = run_augmentation(config)
     start = time.perf_counter()
     # Raw pooled features once; kNN and LinearSVC take them L2-normalised (TS), SDCLR's probes raw.
-    train_features = F.normalize(features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1)
+    train_features = F.normalize(
+        features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1
+    )
     raw_test_features = features_of(encoder, data.test_images, spec, device, config.num_workers, normalize=False)
     probe_sets, extracted = {}, {}
     for name in sorted(_probe_sets_needed(config, data)):
         probe = data.probe_sets[name]
         if id(probe) not in extracted:  # ImageNet's FS list is its few-shot probe list: extracted once
             images, labels = probe.load()
-            extracted[id(probe)] = (features_of(encoder, images, spec, device, config.num_workers, normalize=False),
-                                    torch.from_numpy(labels))
+            extracted[id(probe)] = (
+                features_of(encoder, images, spec, device, config.num_workers, normalize=False),
+                torch.from_numpy(labels),
+            )
         raw, labels = extracted[id(probe)]
         # TS's FS LinearSVC sees normalised features like every TS protocol; SDCLR's probes the raw ones.
         probe_sets[name] = (F.normalize(raw, dim=1), labels) if name == FS_PROBE_SET else (raw, labels)
@@ -250,8 +258,10 @@ def _evaluation_descriptions(config: RunConfig, data: LongTailData) -> dict[str,
     dataset supplied one."""
     described = {name: PROTOCOLS[name] for name in config.eval_protocols}
     if "linear_fs" in described and FS_PROBE_SET in data.probe_sets:
-        described["linear_fs"] = ("linear probe, sklearn LinearSVC(C=1.0) on the features of the dataset's few-shot "
-                                  f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')")
+        described["linear_fs"] = (
+            "linear probe, sklearn LinearSVC(C=1.0) on the features of the dataset's few-shot "
+            f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')"
+        )
     return described
 
 
@@ -263,15 +273,10 @@ def run_augmentation(config: RunConfig) -> AugmentationSpec:
     return AugmentationSpec(**spec)
 
 
-def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, device: torch.device) -> dict:
+def base_record(kind: str, method: str, config: RunConfig, data: LongTailData, device: torch.device) -> dict:
+    """A run's record before its results (runs, floors, and external encoders' records alike)."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": kind,
-        "status": "ok",
-        "method": method,
-        "dataset": config.dataset,
-        "seed": config.seed,
-        "split": config.split,
+        **record_header(kind, method, config.dataset, config.seed, config.split),
         "config": config.to_dict(),
         "protocol": config.protocol_key(),
         "data": data.summary(),
@@ -282,12 +287,9 @@ def _base_record(kind: str, method: str, config: RunConfig, data: LongTailData, 
         # Runs sharing the device at the same time (bench gpu-check packs them): its speed is a share.
         "packed_runs": int(os.environ.get(PACKED_RUNS_ENV, "1")),
         "nondeterminism": NONDETERMINISM["cuda" if device.type == "cuda" else "cpu"],
-        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "command": command_line(),
         "started_at": utc_now(),
     }
-
-
-base_record = _base_record  # public: external encoders' records start like every other record
 
 
 def build_method(config: RunConfig, num_train_samples: int | None = None) -> "ContrastiveMethod":
@@ -297,8 +299,11 @@ def build_method(config: RunConfig, num_train_samples: int | None = None) -> "Co
     _seed_everything(config.seed)
     backbone, feature_dim = create_backbone(config.backbone)
     return get_method_class(config.method)(
-        backbone=backbone, feature_dim=feature_dim, temperature_overrides=config.temperature_overrides,
-        num_train_samples=num_train_samples, image_size=run_augmentation(config).input_size,
+        backbone=backbone,
+        feature_dim=feature_dim,
+        temperature_overrides=config.temperature_overrides,
+        num_train_samples=num_train_samples,
+        image_size=run_augmentation(config).input_size,
     )
 
 
@@ -315,14 +320,15 @@ def run_one(
     A diverged run returns a record with ``status: failed`` and the reason; an interrupted one raises
     :class:`bench.checkpoint.TrainingInterrupted` after checkpointing.
     """
-    record = _base_record("run", config.method_label, config, data, device)
+    record = base_record("run", config.method_label, config, data, device)
     method = build_method(config, num_train_samples=len(data.train_images))
     record["method_info"] = {**method.info(), "temperature": method.temperature_strategy.describe()}
     start = time.perf_counter()
     monitor = knn_monitor(data, config, device) if config.monitor_every and distributed.is_main() else None
     try:
-        result = train(method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer,
-                       stop, monitor)
+        result = train(
+            method, data.train_images, run_augmentation(config), config, device, show_progress, checkpointer, stop, monitor
+        )
     except TrainingDiverged as diverged:
         record.update(
             status="failed",
@@ -359,8 +365,16 @@ def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> 
     def measure(method: ContrastiveMethod) -> dict[str, float]:
         train_features = features_of(method.backbone, data.train_images, spec, device, config.num_workers)
         test_features = features_of(method.backbone, data.test_images, spec, device, config.num_workers)
-        report = evaluate(train_features, train_labels, test_features, test_labels, data.num_classes, data.groups,
-                          protocols=("knn10",), device=device)["knn10"]
+        report = evaluate(
+            train_features,
+            train_labels,
+            test_features,
+            test_labels,
+            data.num_classes,
+            data.groups,
+            protocols=("knn10",),
+            device=device,
+        )["knn10"]
         return {"knn10": report["overall"], **{f"knn10_{group}": report[group] for group in GROUPS}}
 
     return measure
@@ -369,16 +383,21 @@ def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> 
 def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -> list[dict]:
     """The two floor rows for ``config``'s protocol and seed, evaluated exactly like trained encoders."""
     records = []
-    raw = _base_record("floor", "floor:raw_pixels", config, data, device)
+    raw = base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
-    raw["metrics"] = {k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"}
+    raw["metrics"] = {
+        k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
+    }
     records.append(raw)
 
     _seed_everything(config.seed)
     backbone, _ = create_backbone(config.backbone)
     backbone.to(device).eval()
-    rand = _base_record("floor", "floor:random_init", config, data, device)
-    rand["method_info"] = {"name": "floor:random_init", "description": f"{config.backbone} with random weights (seed {config.seed})"}
+    rand = base_record("floor", "floor:random_init", config, data, device)
+    rand["method_info"] = {
+        "name": "floor:random_init",
+        "description": f"{config.backbone} with random weights (seed {config.seed})",
+    }
     rand["metrics"] = {k: v for k, v in _evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
     records.append(rand)
     for record in records:
@@ -401,7 +420,9 @@ def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[d
     have = {
         r["method"]
         for r in existing
-        if r.get("kind") == "floor" and r.get("protocol") == protocol and r.get("seed") == config.seed
+        if r.get("kind") == "floor"
+        and r.get("protocol") == protocol
+        and r.get("seed") == config.seed
         and r.get("split") == config.split
     }
     return not set(FLOORS) <= have
@@ -409,18 +430,18 @@ def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[d
 
 def execute(
     run_plan: RunPlan,
-    data: Union[LongTailData, Mapping[Optional[int], LongTailData]],
+    data: Mapping[Optional[int], LongTailData],
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     stop: StopRequest | None = None,
 ) -> list[dict]:
     """Run every planned config, writing each record as soon as it exists; returns the records.
 
-    ``data`` is the loaded data of the plan's one split, or ``{split: data}`` from :func:`load_all`.
+    ``data`` is ``{split: data}`` from :func:`load_all`.
     A run whose checkpoint says it finished (and whose record exists) is skipped; one with a
     checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside).
     """
-    per_split = dict(data) if isinstance(data, Mapping) else {run_plan.splits[0]: data}
+    per_split = dict(data)
     written: list[dict] = []
     existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
     for split in run_plan.splits:
@@ -441,8 +462,10 @@ def execute(
                 if run_plan.resume and finished and Path(finished.get("record", "")).exists():
                     # Results dirs under one parent share checkpoints/: a run finished for another dir
                     # is done again here (from its final checkpoint, when kept), so this dir gets its record.
-                    log(f"{config.method_label} on {config.dataset} ({where}) finished into another results "
-                        f"directory ({finished['record']}); running it for {run_plan.results_dir}")
+                    log(
+                        f"{config.method_label} on {config.dataset} ({where}) finished into another results "
+                        f"directory ({finished['record']}); running it for {run_plan.results_dir}"
+                    )
                 if not run_plan.resume and (aside := checkpointer.set_aside()):
                     log(f"--no-resume: the previous checkpoint was moved to {aside}")
                 resuming = checkpointer.path.exists()
@@ -450,8 +473,9 @@ def execute(
                     f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
                     f"({where}, {config.epochs} epochs, {config.backbone})"
                 )
-                record = run_one(config, per_split[split], run_plan.device, show_progress and distributed.is_main(),
-                                 checkpointer, stop)
+                record = run_one(
+                    config, per_split[split], run_plan.device, show_progress and distributed.is_main(), checkpointer, stop
+                )
                 if not distributed.is_main():  # under torchrun rank 0 alone writes (its record is every rank's run)
                     continue
                 path = write_record(record, run_plan.results_dir)

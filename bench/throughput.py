@@ -10,8 +10,8 @@ within each repeat and summarised by its median over the repeats with a distribu
 confidence interval of that median (order statistics, ``scipy.stats.quantile_test``; at least 6
 repeats). Variants:
 
-- each method, built exactly as a run builds it (:func:`bench.runner.build_method`), with the
-  trainer's optimiser, learning-rate schedule and step body (:func:`bench.trainer.train_step`) on the
+- each method, built exactly as a run builds it (:func:`bench.runner.build_method`), trained by the
+  run's own :class:`bench.trainer.Trainer` (optimiser, learning-rate schedule, epoch hooks, step) on the
   dataset's batch source (on-device batched augmentation for in-memory data);
 - ``bare``: the same backbone and lightly projection head, the same batch size and on-device
   augmentation, ``lightly.loss.NTXentLoss(temperature=0.2)`` and a plain ``torch.optim.SGD`` loop --
@@ -50,14 +50,12 @@ The record (kind ``throughput``, one JSON file in the results directory) holds, 
 ``config.interleaving`` is ``"step"``; records without it (older ones) interleaved whole blocks of
 ``steps`` steps. A ratio is taken pair by pair within a repeat and then summarised (median, min, max
 over repeats; the report derives the confidence interval from ``per_repeat``). Records from
-different hardware are never compared (:func:`throughput_section`).
+different hardware are never compared (:func:`bench.report.throughput.throughput_section`). This module
+measures and writes the record; what the record says in words and tables is :mod:`bench.report.throughput`'s.
 """
 
 from __future__ import annotations
 
-import os
-import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +63,6 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
-from scipy import stats
 from tabulate import tabulate
 
 from bench.augment import BatchedSimCLRAugment
@@ -73,26 +70,12 @@ from bench.config import RunConfig
 from bench.data import BatchSource, DeviceBatches, LoaderBatches
 from bench.environment import environment
 from bench.errors import UserError
-from bench.records import SCHEMA_VERSION, utc_now, write_record
-from bench.trainer import hand_sample_strength, lr_schedule, make_optimizer, peak_memory, train_step
-from methods.temperature import TrainingProgress
+from bench.keys import BARE, BASELINE, CONTROL, LIMIT, PER_IMAGE_SUFFIX, summarise
+from bench.records import command_line, record_header, utc_now, write_record
+from bench.report.throughput import summary_lines, variants_table
+from bench.trainer import Trainer, hand_sample_strength, peak_memory, place, sync
 
-BASELINE = "constant"
-BARE = "bare"
-CONTROL = f"{BASELINE} (A/A)"
-PER_IMAGE_SUFFIX = "@per-image"
-#: ``bench gpu-check``'s network-only variant: the bare step on one fixed batch, no data work at all.
-LIMIT = "limit"
 DATA_PATHS = ("device", "lightly", "both")
-#: Confidence of the interval around a median ratio.
-CONFIDENCE = 0.95
-#: What "no added cost" tolerates: a ratio to ``constant`` whose interval lies within 1 +- 2 %.
-COST_TOLERANCE = 0.02
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def forever(epochs: Callable[[], Iterator]) -> Iterator:
@@ -138,15 +121,15 @@ class Variant:
         they are steadier than wall time (they do count other processes' cache pressure, and they miss
         DataLoader workers' time, which runs in other processes)."""
         data_seconds = compute_seconds = 0.0
-        _sync(device)
+        sync(device)
         cpu_start = time.process_time()
         for _ in range(steps):
             t0 = time.perf_counter()
             batch = next(self.batches)
-            _sync(device)  # on CUDA the augmentation is asynchronous: count it as data time
+            sync(device)  # on CUDA the augmentation is asynchronous: count it as data time
             t1 = time.perf_counter()
             self.step(batch)
-            _sync(device)
+            sync(device)
             compute_seconds += time.perf_counter() - t1
             data_seconds += t1 - t0
         return data_seconds, compute_seconds, time.process_time() - cpu_start
@@ -161,40 +144,25 @@ def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, p
     from bench.runner import build_method, run_augmentation
 
     method = build_method(config, num_train_samples=len(images))
-    is_cuda = device.type == "cuda"
-    method.to(device, memory_format=torch.channels_last) if is_cuda else method.to(device)
-    method.train()
-    optimizer = make_optimizer(method, config)
+    place(method, device)
     spec = run_augmentation(config)
     if per_image:
         source: BatchSource = LoaderBatches(ArrayImageFiles(images), spec, config.batch_size, device, config.seed, num_workers)
     else:
         source = DeviceBatches(images, spec, config.batch_size, device, torch.Generator(device=device).manual_seed(config.seed))
-    steps_per_epoch = source.steps_per_epoch()
-    lr_at = lr_schedule(config, steps_per_epoch)
-    counter = {"step": 0}
-
-    def progress() -> TrainingProgress:
-        # Walks through the run's schedule as training would (a scheduled tau moves).
-        n = counter["step"]
-        return TrainingProgress(n // steps_per_epoch, n, steps_per_epoch, config.epochs, config.temperature_period)
+    # The trainer walks through the run's schedule as training would (a scheduled tau moves).
+    trainer = Trainer(method, source, config, device)
 
     def epoch() -> Iterator:
         # The trainer's work before an epoch's first batch, timed as that step's data time: the
         # method's hook (SDCLR re-prunes) and the per-sample strengths (BCL's RandAugment).
-        method.on_epoch_start(progress())
+        trainer.begin_epoch()
         hand_sample_strength(method, source)
         return source.epoch()
 
-    def step(batch) -> torch.Tensor:
-        n = counter["step"]
-        loss = train_step(method, optimizer, batch, progress(), lr_at(n % (steps_per_epoch * config.epochs)), is_cuda)
-        counter["step"] = n + 1
-        return loss
-
     label = label or config.method_label + (PER_IMAGE_SUFFIX if per_image else "")
-    return Variant(label, config.method_label, "per-image" if per_image else "device", forever(epoch), step,
-                   settle_steps=steps_per_epoch + 1)
+    return Variant(label, config.method_label, "per-image" if per_image else "device", forever(epoch), trainer.train_step,
+                   settle_steps=trainer.steps_per_epoch + 1)
 
 
 def bare_step(config: RunConfig, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -246,54 +214,6 @@ def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) ->
             yield augment.two_views(resident[order[start:start + batch_size]], generator)
 
     return Variant(BARE, BARE, "bare", forever(epochs), lambda views: step(*views))
-
-
-def summarise(values: list[float]) -> dict[str, Any]:
-    """Median, min and max of per-repeat values (and the values)."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "per_repeat": values}
-
-
-def median_interval(values: list[float], confidence: float = CONFIDENCE) -> Optional[tuple[float, float]]:
-    """A distribution-free confidence interval of the median of ``values``: the order statistics
-    that ``scipy.stats.quantile_test`` gives (no assumption on the shape of the noise, which on a
-    shared machine is skewed). None when there are too few values (fewer than 6 at 95 %)."""
-    if len(values) < 2:
-        return None
-    data = np.asarray(values, dtype=float)
-    interval = stats.quantile_test(data, q=float(np.median(data)), p=0.5).confidence_interval(confidence)
-    if not (np.isfinite(interval.low) and np.isfinite(interval.high)):
-        return None
-    return float(interval.low), float(interval.high)
-
-
-def cost_category(ratios: list[float], tolerance: float = COST_TOLERANCE) -> str:
-    """Where the 95 % interval of the median ratio to ``constant`` lies against 1 +- ``tolerance``:
-    ``within``, ``slower`` or ``faster`` (beyond the tolerance), ``unresolved`` (the interval crosses
-    a bound) or ``untestable`` (too few repeats for an interval)."""
-    interval = median_interval(ratios)
-    if interval is None:
-        return "untestable"
-    low, high = interval
-    if 1 - tolerance <= low and high <= 1 + tolerance:
-        return "within"
-    if high < 1 - tolerance:
-        return "slower"
-    if low > 1 + tolerance:
-        return "faster"
-    return "unresolved"
-
-
-def cost_verdict(ratios: list[float], tolerance: float = COST_TOLERANCE) -> str:
-    """:func:`cost_category` in words, with the size of the difference where it is beyond the tolerance."""
-    median = statistics.median(ratios)
-    percent = f"{100 * tolerance:g} %"
-    return {
-        "within": f"within {percent} of {BASELINE}",
-        "slower": f"slower than {BASELINE} by {100 * (1 - median):.0f} %",
-        "faster": f"faster than {BASELINE} by {100 * (median - 1):.0f} %",
-        "unresolved": f"not resolved to {percent} by this measurement",
-        "untestable": f"too few repeats for a {100 * CONFIDENCE:.0f} % interval",
-    }[cost_category(ratios, tolerance)]
 
 
 def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batch_size: int,
@@ -360,61 +280,6 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
     return out
 
 
-def _range(summary: Optional[dict[str, Any]], digits: int = 3) -> str:
-    if not summary:
-        return "-"
-    return f"{summary['median']:.{digits}f} [{summary['min']:.{digits}f}–{summary['max']:.{digits}f}]"
-
-
-def ratio_text(summary: Optional[dict[str, Any]], digits: int = 3) -> str:
-    """``median [low–high]``: a ratio's median over repeats and its 95 % interval (from ``per_repeat``)."""
-    if not summary:
-        return "-"
-    interval = median_interval(summary["per_repeat"])
-    bounds = f"{interval[0]:.{digits}f}–{interval[1]:.{digits}f}" if interval else "too few repeats"
-    return f"{summary['median']:.{digits}f} [{bounds}]"
-
-
-def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
-    """Rows of the throughput table: one per variant."""
-    rows = []
-    for label, entry in result["variants"].items():
-        memory = entry.get("peak_memory")
-        ratio = entry.get("ratio_to_constant")
-        rows.append({
-            "Variant": label,
-            "images/s median [min–max]": _range(entry["images_per_s"], 0),
-            f"÷ {BASELINE} median [95 % CI]": ratio_text(ratio),
-            f"÷ {BASELINE}, CPU time": ratio_text(entry.get("cpu_ratio_to_constant")),
-            "cost": cost_verdict(ratio["per_repeat"]) if ratio and label != BASELINE else "-",
-            "data %": f"{100 * entry['data_fraction']:.0f}",
-            "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
-        })
-    return rows
-
-
-#: The record's reference ratios, and what each one says.
-REFERENCE_RATIOS = {
-    "suite_over_bare": f"{BASELINE} / {BARE} (suite overhead; 1 = none)",
-    "suite_over_bare_cpu": f"{BASELINE} / {BARE} by this process's CPU time (steadier on a shared CPU)",
-    "fast_over_per_image": f"{BASELINE} / {BASELINE}{PER_IMAGE_SUFFIX} (batched on-device augmentation vs lightly per image)",
-    "suite_over_limit": f"{BASELINE} / {LIMIT} (the fraction of the network-only speed a run reaches; target >= 0.9)",
-}
-
-
-def reference_lines(result: dict[str, Any], keys: tuple[str, ...] = tuple(REFERENCE_RATIOS)) -> list[str]:
-    """``what: median [interval]`` for each reference ratio of ``keys`` that the record has."""
-    return [f"{REFERENCE_RATIOS[key]}: {ratio_text(result[key])}" for key in keys if result.get(key)]
-
-
-def summary_lines(result: dict[str, Any]) -> list[str]:
-    lines = reference_lines(result)
-    memory = result.get("process_peak_memory")
-    if memory:
-        lines.append(f"peak memory: {memory['bytes'] / 2**20:.0f} MiB ({memory['kind']})")
-    return lines
-
-
 def run_throughput(methods: list[str], dataset: str, preset: Optional[str], steps: int, repeats: int, warmup: int,
                    batch_size: Optional[int], device: str, results_dir: Path, data_path: str = "device",
                    num_workers: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
@@ -437,7 +302,7 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     methods = list(dict.fromkeys([BASELINE, *methods]))  # the ratios need the baseline
     overrides = {"batch_size": batch_size, "data_root": data_root}
     plan = runner.plan(methods, dataset, [seed], preset, overrides, device, results_dir)
-    if plan.dataset.file_based:
+    if any(spec.file_based for spec in plan.datasets.values()):
         raise UserError(f"{dataset} is a file dataset; `bench throughput` measures in-memory datasets "
                         "(digits_lt, fashion_mnist_lt, cifar*_lt).")
     data = runner.load_data(plan)
@@ -482,13 +347,7 @@ def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[st
                       data_path: str = "device", num_workers: Optional[int] = None) -> dict[str, Any]:
     """The ``throughput`` record of one :func:`measure` (``bench throughput`` and ``bench gpu-check``)."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "throughput",
-        "status": "ok",
-        "method": "throughput",
-        "dataset": dataset,
-        "seed": seed,
-        "split": None,
+        **record_header("throughput", "throughput", dataset, seed, None),
         # Leaderboard tables key on "protocol"; this one matches no accuracy table.
         "protocol": {"kind": "throughput", "dataset": dataset},
         "config": {"methods": methods, "preset": base.preset, "backbone": base.backbone, "batch_size": base.batch_size,
@@ -497,77 +356,9 @@ def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[st
         "metrics": {},
         "throughput": result,
         "environment": where,
-        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "command": command_line(),
         "started_at": started,
         "finished_at": utc_now(),
     }
 
 
-def _is_benchmark(record: dict[str, Any]) -> bool:
-    """Whether a ``throughput`` record has this module's layout (others are left out, not fatal)."""
-    config, result = record.get("config"), record.get("throughput")
-    return (isinstance(config, dict) and all(k in config for k in ("backbone", "batch_size", "repeats", "steps"))
-            and isinstance(result, dict) and isinstance(result.get("variants"), dict))
-
-
-def benchmark_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The successful ``throughput`` records with this module's layout."""
-    return [r for r in records if r.get("kind") == "throughput" and r.get("status", "ok") == "ok" and _is_benchmark(r)]
-
-
-def latest_per_hardware(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The most recent benchmark record of each hardware (what the report shows; ratios never mix hardware)."""
-    latest: dict[str, dict[str, Any]] = {}
-    for record in records:
-        hardware = record.get("environment", {}).get("hardware", "unknown")
-        if hardware not in latest or record.get("finished_at", "") > latest[hardware].get("finished_at", ""):
-            latest[hardware] = record
-    return dict(sorted(latest.items()))
-
-
-def _record_markdown(record: dict[str, Any], heading: str) -> list[str]:
-    """One ``bench throughput`` record: its heading, command and settings, table and summary lines."""
-    config = record["config"]
-    interleaving = ("interleaved step by step" if config.get("interleaving") == "step"
-                    else f"interleaved in blocks of {config['steps']} steps")
-    parts = [f"\n{heading} {record['dataset']} on {_hardware(record)}, {record.get('finished_at', '?')}\n",
-             f"`{record.get('command', '?')}`: {config['backbone']}, batch {config['batch_size']}, "
-             f"{config['repeats']} repeats x {config['steps']} steps, {interleaving}.\n",
-             tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"), ""]
-    parts.extend(f"- {line}" for line in summary_lines(record["throughput"]))
-    return parts
-
-
-def _hardware(record: dict[str, Any]) -> str:
-    return record.get("environment", {}).get("hardware", "unknown")
-
-
-def throughput_section(records: list[dict[str, Any]],
-                       extras: Optional[Callable[[str, list[dict[str, Any]]], list[str]]] = None) -> str:
-    """Markdown for the ``throughput`` records: per dataset and hardware the latest record in full,
-    older ones folded away below it (ratios are only taken within a record, so never across
-    hardware), then ``extras(table key, the dataset's records)`` (the report's provenance and
-    figure); empty when there are none."""
-    from bench.leaderboard import protocol_id  # the leaderboard imports this module
-
-    by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for record in benchmark_records(records):
-        by_dataset.setdefault(record["dataset"], []).append(record)
-    if not by_dataset:
-        return ""
-    parts = ["\n## Throughput (`python -m bench throughput`: variants interleaved, ratios per repeat)\n"]
-    for dataset, group in sorted(by_dataset.items()):
-        by_hardware: dict[str, list[dict[str, Any]]] = {}
-        for record in sorted(group, key=lambda r: r.get("finished_at", "")):
-            by_hardware.setdefault(_hardware(record), []).append(record)
-        for hardware, measured in sorted(by_hardware.items()):
-            *older, latest = measured
-            parts.extend(_record_markdown(latest, "###"))
-            if older:
-                parts.append(f"\n<details><summary>Older measurements of {dataset} on {hardware} ({len(older)})</summary>\n")
-                for record in reversed(older):
-                    parts.extend(_record_markdown(record, "####"))
-                parts.append("\n</details>\n")
-        if extras is not None:
-            parts.extend(extras(protocol_id(group[0]), group))
-    return "\n".join(parts) + "\n"

@@ -5,6 +5,10 @@ learning rate per iteration (lightly's ``cosine_warmup_schedule``), two SimCLR v
 In-memory datasets keep their uint8 images on the training device and are augmented a whole batch
 at a time (bench/augment.py), the airbench way: no per-image Python work on the hot path.
 On CUDA: bf16 autocast and channels_last. Throughput is measured here, in every run.
+
+:class:`Trainer` is the loop's parts (set-up, an epoch's start, one step, state and restore), which
+``bench throughput`` and ``bench gpu-check`` time as they are; :func:`train` is the whole run around it
+(resume, checkpoints, timing, logging, divergence checks).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from lightly.utils.scheduler import cosine_warmup_schedule
 from tqdm.auto import tqdm
 
 from bench import distributed
-from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
+from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted, random_state, restore_random_state
 from bench.config import AugmentationSpec, RunConfig
 from bench.data import BatchSource, batch_source
 from bench.errors import UserError
@@ -57,7 +61,8 @@ def select_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously): timings end here, not at launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -113,6 +118,70 @@ def hand_sample_strength(method: ContrastiveMethod, source: BatchSource) -> None
         source.set_sample_strength(strength)
 
 
+class Trainer:
+    """One method's training on one batch source: the optimiser, the learning-rate schedule, the step
+    counter and the schedule's progress; an epoch's start, one step, and the state a checkpoint holds.
+
+    ``bench run`` (:func:`train`, which adds resume, timing, logging and divergence checks around it),
+    ``bench throughput`` and ``bench gpu-check`` (:func:`bench.throughput.suite_variant`) all train
+    through this object, so what is timed is what a run does. ``generator`` is the batch source's
+    random generator (saved and restored with the state).
+    """
+
+    def __init__(self, method: ContrastiveMethod, source: BatchSource, config: RunConfig, device: torch.device,
+                 generator: torch.Generator | None = None) -> None:
+        self.method, self.source, self.config, self.device, self.generator = method, source, config, device, generator
+        self.is_cuda = device.type == "cuda"
+        self.steps_per_epoch = source.steps_per_epoch()
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.optimizer = make_optimizer(method, config)
+        self.lr_at = lr_schedule(config, self.steps_per_epoch)
+        self.step = 0
+
+    def progress(self, epoch: int | None = None) -> TrainingProgress:
+        """Where training is: ``epoch`` (default: the step's own epoch, which may run past the last
+        one when ``bench throughput`` keeps stepping), the step, and the schedule's lengths."""
+        epoch = self.step // self.steps_per_epoch if epoch is None else epoch
+        return TrainingProgress(epoch, self.step, self.steps_per_epoch, self.config.epochs, self.config.temperature_period)
+
+    def begin_epoch(self, epoch: int | None = None) -> None:
+        """The method's work before an epoch's first batch (SDCLR re-prunes, BCL updates its memory);
+        the strengths it then hands to the data are :func:`hand_sample_strength`'s."""
+        self.method.on_epoch_start(self.progress(epoch))
+
+    def train_step(self, batch: tuple[torch.Tensor, ...], epoch: int | None = None) -> torch.Tensor:
+        """One optimiser step at the current step's learning rate (the schedule restarts after its
+        last step, for ``bench throughput``'s endless stepping); returns the loss, not synchronised."""
+        lr = self.lr_at(self.step % self.total_steps)
+        loss = train_step(self.method, self.optimizer, batch, self.progress(epoch), lr, self.is_cuda)
+        self.step += 1
+        return loss
+
+    def state(self) -> dict[str, Any]:
+        """Weights, optimiser, random generators, step and the source's position (checkpoint keys)."""
+        assert self.generator is not None, "a Trainer without its source's generator cannot be checkpointed"
+        return {"method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                **random_state(self.generator, self.device), "step": self.step, "source": self.source.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`'s content exactly (on CPU: the same weights as without a stop)."""
+        assert self.generator is not None, "a Trainer without its source's generator cannot be restored"
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_random_state(state, self.generator, self.device)
+        self.step = state["step"]
+        self.source.load_state_dict(state["source"])
+
+
+def place(method: ContrastiveMethod, device: torch.device) -> None:
+    """``method`` on ``device`` in training mode; channels_last on CUDA (the trainer's layout)."""
+    if device.type == "cuda":
+        method.to(device, memory_format=torch.channels_last)
+    else:
+        method.to(device)
+    method.train()
+
+
 def train(
     method: ContrastiveMethod,
     train_images: np.ndarray | ImageFiles,
@@ -138,10 +207,7 @@ def train(
     method = distributed.sync_batchnorm(method, device)
     if is_cuda:
         torch.cuda.reset_peak_memory_stats(device)
-        method.to(device, memory_format=torch.channels_last)
-    else:
-        method.to(device)
-    method.train()
+    place(method, device)
     if config.compile:
         # In place (nn.Module.compile): the state_dict keeps its keys, so checkpoints stay interchangeable.
         method.compile()
@@ -151,47 +217,27 @@ def train(
     source = batch_source(train_images, augmentation, config.batch_size, device, generator, config.seed,
                           config.num_workers, shard=shard)
 
-    per_epoch = source.steps_per_epoch()
-    total_steps = per_epoch * config.epochs
-    optimizer = make_optimizer(method, config)
-    lr_at = lr_schedule(config, per_epoch)
+    trainer = Trainer(method, source, config, device, generator)
+    per_epoch, total_steps, lr_at = trainer.steps_per_epoch, trainer.total_steps, trainer.lr_at
 
     result = TrainResult()
-    start_epoch, start_batch, step = 0, 0, 0
+    start_epoch, start_batch = 0, 0
     loss_sum = torch.zeros((), device=device)
     state = checkpointer.load() if checkpointer else None
     if state is not None:
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"].to(generator.get_state().device))
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        if is_cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
-        source.load_state_dict(state["source"])
+        trainer.restore(state)
+        start_epoch, start_batch = state["epoch"], state["batch"]
         loss_sum = state["loss_sum"].to(device)
         result.history = state["history"]
-        result.resumed_from = {"epoch": start_epoch, "batch": start_batch, "step": step}
+        result.resumed_from = {"epoch": start_epoch, "batch": start_batch, "step": trainer.step}
 
     def snapshot(epoch: int, batch: int) -> dict[str, Any]:
-        return {
-            "run_id": config.run_id(),
-            "method": method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if is_cuda else None,
-            "epoch": epoch,
-            "batch": batch,
-            "step": step,
-            "source": source.state_dict(),
-            "loss_sum": loss_sum.detach().cpu(),
-            "history": result.history,
-        }
+        # The trainer's state, where in the epoch it stopped, and this loop's own running sums.
+        return {"run_id": config.run_id(), **trainer.state(), "epoch": epoch, "batch": batch,
+                "loss_sum": loss_sum.detach().cpu(), "history": result.history}
 
     # Steady state: the first steps (of this process) pay for allocator warm-up and lazy initialisation.
+    step = trainer.step
     remaining_steps = total_steps - step
     unmeasured_steps = min(10, max(1, remaining_steps // 10)) if remaining_steps > 1 else 0
     segment_start_step = step
@@ -202,7 +248,7 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         resuming_this_epoch = epoch == start_epoch and start_batch > 0
         if not resuming_this_epoch:
-            method.on_epoch_start(TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period))
+            trainer.begin_epoch(epoch)
             loss_sum = torch.zeros((), device=device)
         hand_sample_strength(method, source)  # also after a resume
         epoch_start = time.perf_counter()
@@ -210,21 +256,20 @@ def train(
         batches = source.epoch(resume=resuming_this_epoch, skip=first_batch)
         for batch in range(first_batch, per_epoch):
             if step - segment_start_step == unmeasured_steps:
-                _sync(device)
+                sync(device)
                 measure_start = time.perf_counter()
                 augment_seconds = compute_seconds = monitor_seconds = 0.0
             t0 = time.perf_counter()
             batch_views = next(batches)  # augmentation on the device, or waiting for the loader
             t1 = time.perf_counter()
-            progress = TrainingProgress(epoch, step, per_epoch, config.epochs, config.temperature_period)
-            loss = train_step(method, optimizer, batch_views, progress, lr_at(step), is_cuda)
+            loss = trainer.train_step(batch_views, epoch)
             loss_sum += loss.detach()
             if not is_cuda and not math.isfinite(loss.item()):
                 # On CPU the check is free; on CUDA it would synchronise every step (checked per epoch).
                 raise TrainingDiverged(method.registered_name, epoch + 1, step, loss.item(), result.history)
             augment_seconds += t1 - t0
             compute_seconds += time.perf_counter() - t1
-            step += 1
+            step = trainer.step
             bar.update(1)
             if stop is not None and stop.requested:
                 path = None
@@ -233,7 +278,7 @@ def train(
                     path = checkpointer.path
                 bar.close()
                 raise TrainingInterrupted(stop.signal_name or "signal", epoch + 1, step, path)
-        _sync(device)
+        sync(device)
         epoch_seconds = time.perf_counter() - epoch_start
         mean_loss = (loss_sum / max(per_epoch, 1)).item()
         entry = {
@@ -261,7 +306,7 @@ def train(
             )
         if checkpointer is not None and ((epoch + 1) % checkpointer.every_epochs == 0 or epoch + 1 == config.epochs):
             checkpointer.save(snapshot(epoch + 1, 0))
-    _sync(device)
+    sync(device)
     measured_seconds = time.perf_counter() - measure_start - monitor_seconds
     bar.close()
 

@@ -113,15 +113,19 @@ class ImageFolderLT(DatasetSpec):
         if has_test:
             test_paths, test_labels, test_classes = scan_image_folder(root / "test")
             if test_classes != classes:
-                raise UserError(f"folder dataset: test/ has classes {test_classes[:5]}..., train/ {classes[:5]}...: they must match.")
+                raise UserError(
+                    f"folder dataset: test/ has classes {test_classes[:5]}..., train/ {classes[:5]}...: they must match."
+                )
             pool = np.arange(len(labels))
             test_files = ImageFiles(root / "test", test_paths)
             held_out = "test: the folder's test/"
         else:
             per_class = min(TEST_PER_CLASS, int(counts.min()) // 2)
             if per_class < 1:
-                raise UserError(f"folder dataset: class {classes[int(counts.argmin())]!r} has {int(counts.min())} image(s); "
-                                f"holding out a balanced test set needs at least 2 per class.")
+                raise UserError(
+                    f"folder dataset: class {classes[int(counts.argmin())]!r} has {int(counts.min())} image(s); "
+                    f"holding out a balanced test set needs at least 2 per class."
+                )
             pool, test_idx = balanced_holdout(labels, per_class)
             test_files = ImageFiles(train_root, [paths[i] for i in test_idx])
             test_labels = labels[test_idx]
@@ -129,8 +133,10 @@ class ImageFolderLT(DatasetSpec):
         if self.construction == "exp":
             n_max = int(np.bincount(labels[pool], minlength=len(classes)).min())
             if n_max < self.rho:
-                raise UserError(f"--rho {self.rho:g} is larger than n_max {n_max} (the smallest class after the hold-out): "
-                                f"the rarest class would keep no image; use --rho <= {n_max}.")
+                raise UserError(
+                    f"--rho {self.rho:g} is larger than n_max {n_max} (the smallest class after the hold-out): "
+                    f"the rarest class would keep no image; use --rho <= {n_max}."
+                )
             profile = ldam_counts(n_max, len(classes), self.rho)
             picks = pool[ldam_indices(labels[pool], profile, seed=SEED)]
             construction = f"exp(n_max={n_max}, rho={self.rho:g}, seed={SEED}); {held_out}"

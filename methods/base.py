@@ -150,7 +150,8 @@ class ContrastiveMethod(nn.Module):
         """Optimiser parameter groups: every parameter decays, except the temperature strategy's own
         (a weight decay on log tau would pull tau towards 1 for no reason)."""
         own = {id(p) for p in self.temperature_strategy.parameters()}
-        groups = [{"params": [p for p in self.parameters() if p.requires_grad and id(p) not in own], "weight_decay": weight_decay}]
+        trained = [p for p in self.parameters() if p.requires_grad and id(p) not in own]
+        groups = [{"params": trained, "weight_decay": weight_decay}]
         if own:
             groups.append({"params": list(self.temperature_strategy.parameters()), "weight_decay": 0.0})
         return groups

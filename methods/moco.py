@@ -165,6 +165,7 @@ class MoCo(ContrastiveMethod):
         self.projection_head = MoCoProjectionHead(self.feature_dim, self.feature_dim, self.projection_dim)
         self.key_backbone = copy.deepcopy(self.backbone)
         self.key_head = copy.deepcopy(self.projection_head)
+        # Not optimised (the EMA moves them): ContrastiveMethod.parameter_groups skips frozen parameters.
         deactivate_requires_grad(self.key_backbone)
         deactivate_requires_grad(self.key_head)
         size = self.queue_size
@@ -196,8 +197,3 @@ class MoCo(ContrastiveMethod):
         groups = [m.last_groups for m in self.backbone.modules() if isinstance(m, SplitBatchNorm2d)]
         return {**super().epoch_log(), **({"split_bn_groups": float(max(groups))} if groups else {})}
 
-    def parameter_groups(self, weight_decay: float):
-        # The key encoder is not optimised: it follows the query encoder by EMA.
-        frozen = {id(p) for p in [*self.key_backbone.parameters(), *self.key_head.parameters()]}
-        return [{**group, "params": [p for p in group["params"] if id(p) not in frozen]}
-                for group in super().parameter_groups(weight_decay)]

@@ -33,6 +33,10 @@ def get_method_class(name: str) -> type["ContrastiveMethod"]:
     strategy_source = METHODS.get(strategy_name)
     if "+" in strategy_name:
         raise UserError(f"method {name!r} combines more than two names; use <objective>+<temperature strategy>.")
+    if objective.role != "objective":
+        # A strategy on the left would only lend the right one a new name (step_tau+cosine_tau is cosine_tau).
+        raise UserError(f"method {name!r}: {objective_name!r} is a temperature strategy, not an objective; "
+                        f"use <objective>+<temperature strategy>, e.g. constant+{strategy_name}.")
     if not objective.accepts_temperature_strategies:
         raise UserError(f"method {objective_name!r} has its own temperature and does not combine with {strategy_name!r}.")
     composed = type(

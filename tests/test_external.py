@@ -253,12 +253,14 @@ def test_export_refuses_what_it_cannot_describe(trained, tmp_path, capsys):
     out = tmp_path / "x.safetensors"
     assert main(["export", "--run", "ffffffffffff", "--results-dir", str(trained["results"]), "--out", str(out)]) == 2
     assert "no checkpoint of run 'ffffffffffff'" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(trained["export"]), "--results-dir", str(trained["results"]), "--out", str(out)]) == 2
+    argv = ["export", "--checkpoint", str(trained["export"]), "--results-dir", str(trained["results"]), "--out", str(out)]
+    assert main(argv) == 2
     assert "is not a checkpoint of this suite" in capsys.readouterr().err
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
 # --- the leaderboard ---------------------------------------------------------------------------------------
+
 
 def test_external_encoders_have_their_own_table_and_check_covers_them(trained, tmp_path):
     if not any(r["kind"] == "external" for r in load_records(trained["evals"])):

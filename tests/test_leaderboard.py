@@ -5,7 +5,8 @@ import warnings
 
 import pytest
 
-from bench.leaderboard import accuracy_table, records_frame, render, throughput_table, write_leaderboard
+from bench.report import write_report
+from bench.report.tables import accuracy_table, records_frame, render, throughput_table
 from bench.records import SCHEMA_VERSION, load_records, write_record
 
 PROTOCOL = {"dataset": "toy_lt", "backbone": "small_cnn", "epochs": 10, "batch_size": 32, "evaluation": "knn10"}
@@ -85,7 +86,7 @@ def test_write_leaderboard_round_trip(results, tmp_path):
     output = tmp_path / "README.md"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        markdown = write_leaderboard(results, output)
+        markdown = write_report(results, output)
     assert output.read_text() == markdown
     assert "| cosine_tau " in markdown and "84.0 ± 2.0" in markdown and "*floor:raw_pixels*" in markdown
 
@@ -100,7 +101,7 @@ def _grid_records(directory, method, values, splits=(1, 2, 3, 4, 5)):
 
 
 def test_the_difference_to_constant_flags_a_real_gain_and_not_noise(tmp_path):
-    from bench.leaderboard import difference_table
+    from bench.report.tables import difference_table
 
     # Split-to-split spread of several points (as on SDCLR's splits), shared by all methods.
     base = [78.0, 84.0, 80.5, 86.0, 82.0]
@@ -123,7 +124,7 @@ def test_paired_difference_matches_scipy_and_uses_only_matched_repeats():
     import pandas as pd
     from scipy import stats
 
-    from bench.leaderboard import paired_difference
+    from bench.report.tables import paired_difference
 
     method = pd.Series({"0/1": 81.0, "0/2": 85.0, "1/1": 80.0, "9/9": 99.0})
     base = pd.Series({"0/1": 80.0, "0/2": 83.5, "1/1": 79.8})

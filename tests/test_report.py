@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
-from bench.figures import protocol_figures, stored_digest
-from bench.leaderboard import current_recipe_version, protocol_id, records_frame, throughput_table
+from bench.keys import protocol_id
+from bench.report.figures import protocol_figures, stored_digest
+from bench.report.recipes import current_recipe_version
+from bench.report.tables import records_frame, throughput_table
 from bench.records import SCHEMA_VERSION, load_records, write_record
 from bench.report import all_figures, check_report, render_report, write_report
 
@@ -67,10 +71,20 @@ def write_fixture(results: Path) -> None:
     for seed in range(3):
         n, jitter = noise[seed], [0.0, 0.25, -0.25][seed]
         for dataset, rows in {
-            "alpha_lt": {"constant": (80, 50), "cosine_tau": (83 + jitter, 56 + jitter), "dystress": (80.5, 50.5),
-                         "floor:raw_pixels": (60, 30), "floor:random_init": (50, 20)},
-            "beta_lt": {"constant": (80, 50), "cosine_tau": (77 + jitter, 44 + jitter), "dystress": (80 + [0.5, -0.5, 0.25][seed], 50.25),
-                        "floor:raw_pixels": (85, 60), "floor:random_init": (50, 20)},
+            "alpha_lt": {
+                "constant": (80, 50),
+                "cosine_tau": (83 + jitter, 56 + jitter),
+                "dystress": (80.5, 50.5),
+                "floor:raw_pixels": (60, 30),
+                "floor:random_init": (50, 20),
+            },
+            "beta_lt": {
+                "constant": (80, 50),
+                "cosine_tau": (77 + jitter, 44 + jitter),
+                "dystress": (80 + [0.5, -0.5, 0.25][seed], 50.25),
+                "floor:raw_pixels": (85, 60),
+                "floor:random_init": (50, 20),
+            },
         }.items():
             for method, (overall, few) in rows.items():
                 speed = (100.0 if method == "constant" else 90.0) * (1 if HARDWARE[seed].startswith("cpu") else 40)
@@ -79,8 +93,10 @@ def write_fixture(results: Path) -> None:
     for seed in range(3):
         write_record(make_record("alpha_lt", "sdclr+cosine_tau", seed, 79.0 + noise[seed], 49.0), results)
         # Its objective alone: 1 point lower overall beyond the noise, the same few-shot within it.
-        write_record(make_record("alpha_lt", "sdclr", seed, 78.0 + noise[seed] + [0.0, 0.25, -0.25][seed],
-                                 49.0 + [0.5, -0.5, 0.25][seed]), results)
+        write_record(
+            make_record("alpha_lt", "sdclr", seed, 78.0 + noise[seed] + [0.0, 0.25, -0.25][seed], 49.0 + [0.5, -0.5, 0.25][seed]),
+            results,
+        )
     write_record(make_record("alpha_lt", "constant", 0, 0.0, 0.0, speed=100.0, kind="throughput") | {"metrics": {}}, results)
 
 
@@ -120,21 +136,28 @@ def test_summary_says_when_cosine_beats_constant_and_when_it_does_not(built):
     markdown = (built / "README.md").read_text()
     assert markdown.index("## Summary") < markdown.index("\n## alpha_lt")
     alpha, beta = _summary(markdown, "alpha_lt"), _summary(markdown, "beta_lt")
-    _assert_contains(alpha, [
-        "Best on kNN@10 overall: **cosine_tau** (83.1), ahead of dystress (80.6) beyond the noise",
-        "cosine_tau vs constant on kNN@10: overall better beyond the noise (+3.0 pp",
-        "few-shot classes better beyond the noise (+6.0 pp",
-        "These runs support the claim that the cosine schedule",
-        "sdclr+cosine_tau vs sdclr on kNN@10: overall better beyond the noise (+1.0 pp",
-        "few-shot classes no different beyond the noise (-0.1 pp",
-        "Floors: every method beat every floor (floor:random_init, floor:raw_pixels)",
-    ])
-    _assert_contains(beta, [
-        "overall worse beyond the noise (-3.0 pp",
-        "**These runs do not support the claim that the cosine schedule",
-        "Best on kNN@10 overall: **dystress** (80.2), within the noise of the runner-up constant",
-        "**not every method beat the floors**", "cosine_tau below floor:raw_pixels (-8.0 pp",
-    ])
+    _assert_contains(
+        alpha,
+        [
+            "Best on kNN@10 overall: **cosine_tau** (83.1), ahead of dystress (80.6) beyond the noise",
+            "cosine_tau vs constant on kNN@10: overall better beyond the noise (+3.0 pp",
+            "few-shot classes better beyond the noise (+6.0 pp",
+            "These runs support the claim that the cosine schedule",
+            "sdclr+cosine_tau vs sdclr on kNN@10: overall better beyond the noise (+1.0 pp",
+            "few-shot classes no different beyond the noise (-0.1 pp",
+            "Floors: every method beat every floor (floor:random_init, floor:raw_pixels)",
+        ],
+    )
+    _assert_contains(
+        beta,
+        [
+            "overall worse beyond the noise (-3.0 pp",
+            "**These runs do not support the claim that the cosine schedule",
+            "Best on kNN@10 overall: **dystress** (80.2), within the noise of the runner-up constant",
+            "**not every method beat the floors**",
+            "cosine_tau below floor:raw_pixels (-8.0 pp",
+        ],
+    )
 
 
 def _assert_contains(text: str, fragments: list[str]) -> None:
@@ -143,16 +166,19 @@ def _assert_contains(text: str, fragments: list[str]) -> None:
 
 
 def test_provenance_lists_commands_hardware_versions_repeats_dates_commits_and_citations(built):
-    _assert_contains(_section((built / "README.md").read_text(), "alpha_lt"), [
-        "- Commands (1):\n  - `python -m bench run --dataset alpha_lt --seeds 0-2`",
-        "- Hardware: `cpu: test-A x2 threads`, `cuda: test-B`",
-        "- Software: python 3.11.7, torch 2.14.1",
-        "- Git commits: `000000000000`, `111111111111`, `222222222222`",
-        "- Repeats: 3 (seed, split) pair(s): seeds 0-2; no published split",
-        "- Dates: 2026-11-20 to 2026-11-22 (UTC)",
-        "| cosine_tau | SimCLR, cosine tau schedule | Kukleva et al., ICLR 2023 |",
-        "| sdclr+cosine_tau | sdclr+cosine_tau description | - |",
-    ])
+    _assert_contains(
+        _section((built / "README.md").read_text(), "alpha_lt"),
+        [
+            "- Commands (1):\n  - `python -m bench run --dataset alpha_lt --seeds 0-2`",
+            "- Hardware: `cpu: test-A x2 threads`, `cuda: test-B`",
+            "- Software: python 3.11.7, torch 2.14.1",
+            "- Git commits: `000000000000`, `111111111111`, `222222222222`",
+            "- Repeats: 3 (seed, split) pair(s): seeds 0-2; no published split",
+            "- Dates: 2026-11-20 to 2026-11-22 (UTC)",
+            "| cosine_tau | SimCLR, cosine tau schedule | Kukleva et al., ICLR 2023 |",
+            "| sdclr+cosine_tau | sdclr+cosine_tau description | - |",
+        ],
+    )
 
 
 def test_every_figure_is_written_linked_relatively_and_carries_its_digest(built):
@@ -188,8 +214,11 @@ def test_throughput_of_two_hardware_never_shares_a_comparison(built):
 def test_the_report_is_deterministic(built):
     records = load_records(built / "results")
     link = "leaderboard/PROTOCOL.md"  # a README outside the repository links the document's repository path
-    assert render_report(records, protocol_link=link) == render_report(list(reversed(records)), protocol_link=link) \
+    assert (
+        render_report(records, protocol_link=link)
+        == render_report(list(reversed(records)), protocol_link=link)
         == (built / "README.md").read_text()
+    )
 
 
 def test_check_passes_on_a_fresh_report_and_writes_nothing(board):
@@ -221,7 +250,9 @@ def test_check_fails_after_a_line_of_the_readme_is_edited(board):
 def test_check_names_missing_and_extra_figures(board):
     victim = sorted((board / "figures").glob("*__per_class.png"))[0]
     victim.unlink()
-    shutil.copy(board / "figures" / sorted(p.name for p in (board / "figures").glob("*__tau.png"))[0], board / "figures" / "old.png")
+    shutil.copy(
+        board / "figures" / sorted(p.name for p in (board / "figures").glob("*__tau.png"))[0], board / "figures" / "old.png"
+    )
     problems = check_report(board / "results", board / "README.md")
     assert any(victim.name in p and "is missing" in p for p in problems)
     assert any("old.png is stale: the records no longer generate it" in p for p in problems)
@@ -276,8 +307,31 @@ def test_records_of_an_older_recipe_version_get_their_own_row(tmp_path):
 
 
 def test_the_committed_leaderboard_links_the_protocol_document_which_exists(tmp_path):
-    from bench.report import PROTOCOL_DOCUMENT, _protocol_link
+    from bench.report.readme import PROTOCOL_DOCUMENT, _protocol_link
 
     assert PROTOCOL_DOCUMENT.is_file()
     assert _protocol_link(REPO / "leaderboard" / "README.md") == "PROTOCOL.md"
     assert _protocol_link(tmp_path / "README.md") == "leaderboard/PROTOCOL.md"
+
+
+def test_recipe_versions_read_from_the_source_match_the_registered_classes():
+    # The report reads `recipe_version` with ast so as not to import torch; the classes are the truth.
+    from bench.report.recipes import recipe_versions
+    from methods import get_method_class, list_methods
+
+    assert recipe_versions() == {name: get_method_class(name).recipe_version for name in list_methods()}
+    assert current_recipe_version("sdclr+cosine_tau") == get_method_class("sdclr+cosine_tau").recipe_version
+    assert current_recipe_version("no_such_method") is None
+
+
+def test_the_report_and_leaderboard_check_import_no_training_stack():
+    # The report layer renders JSON: torch, lightly, timm, the methods and the datasets stay unloaded,
+    # for `import bench.report` and for the whole `bench leaderboard --check` command.
+    code = (
+        "import sys, bench.report\n"
+        "from bench.cli import main\n"
+        "assert main(['leaderboard', '--check']) == 0\n"
+        "print(sorted(m for m in ('torch', 'lightly', 'timm', 'methods', 'datasets', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -13,7 +13,9 @@ from methods.temperature import LearnableTemperature, PairwiseCosineTemperature,
 PROGRESS = TrainingProgress(epoch=0, step=0, steps_per_epoch=1, total_epochs=1, temperature_period=1)
 
 
-@pytest.mark.parametrize("s, expected", [(-1.0, 0.2), (0.0, 0.07), (1.0, 0.2), (0.5, 0.07 + 0.5 * 0.13 * (1 + math.cos(1.5 * math.pi)))])
+@pytest.mark.parametrize(
+    "s, expected", [(-1.0, 0.2), (0.0, 0.07), (1.0, 0.2), (0.5, 0.07 + 0.5 * 0.13 * (1 + math.cos(1.5 * math.pi)))]
+)
 def test_dystress_tau_at_known_similarities(s, expected):
     tau = PairwiseCosineTemperature(tau_min=0.07, tau_max=0.2)(PROGRESS, torch.tensor([[s]]))
     assert tau.item() == pytest.approx(expected)
@@ -81,6 +83,17 @@ def test_strategies_combine_with_the_simclr_objective_by_name():
     assert composed.temperature.per_pair
     method = create_method("constant+learnable_tau", backbone=torch.nn.Flatten(), feature_dim=12)
     assert len(method.parameter_groups(1e-4)) == 2
+
+
+def test_a_strategy_left_of_the_plus_is_refused_with_one_line(tmp_path, capsys):
+    from bench.cli import main
+
+    with pytest.raises(UserError, match="'cosine_tau' is a temperature strategy, not an objective"):
+        get_method_class("cosine_tau+learnable_tau")
+    assert main(["run", "--methods", "cosine_tau+learnable_tau", "--results-dir", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use <objective>+<temperature strategy>, e.g. constant+learnable_tau" in err
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_per_pair_tau_equal_everywhere_is_the_scalar_loss():

@@ -10,12 +10,13 @@ from scipy import stats
 
 from bench import throughput
 from bench.cli import main
-from bench.figures import protocol_figures
-from bench.leaderboard import protocol_id, records_frame, render
+from bench.keys import BARE, CONTROL, cost_verdict, median_interval, protocol_id
 from bench.records import load_records
 from bench.report import FIGURES_DIR, write_report
-from bench.throughput import (BARE, CONTROL, Variant, cost_verdict, measure, median_interval, run_throughput,
-                              throughput_section)
+from bench.report.figures import protocol_figures
+from bench.report.tables import records_frame, render
+from bench.report.throughput import throughput_section
+from bench.throughput import Variant, measure, run_throughput
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +186,7 @@ def _with_ratios(record: dict, ratios: dict[str, list[float]], finished_at: str 
 
 
 def test_summary_states_the_cost_claim_from_the_latest_record_per_hardware(record):
-    from bench.summary import cost_markdown
+    from bench.report.summary import cost_markdown
 
     level = [0.995, 1.0, 1.005, 0.998, 1.002, 1.001, 0.999]
     cheap = _with_ratios(record, {"cosine_tau": level, CONTROL: level}, "2030-01-02T00:00:00+00:00")

@@ -2,14 +2,14 @@
 
 :func:`render_report` composes the markdown: the header, a link to the protocol document
 (leaderboard/PROTOCOL.md: the official code each method follows and every deviation), the generated summary
-(:mod:`bench.summary`), and per table the tables (:mod:`bench.leaderboard`), its provenance
-(:mod:`bench.provenance`) and links to its figures (:mod:`bench.figures`), relative to the README so
+(:mod:`bench.report.summary`), and per table the tables (:mod:`bench.report.tables`), its provenance
+(:mod:`bench.report.provenance`) and links to its figures (:mod:`bench.report.figures`), relative to the README so
 they render on a code host. The markdown is deterministic: no clock, no absolute path, sorted orders.
 
 :func:`write_report` writes the README and makes the figures folder (default ``figures/`` beside the
 README) hold exactly the expected figures. :func:`check_report` writes nothing and returns one line
 per difference between the committed report and what the records generate (``--check``): the README
-compared byte for byte, each figure by the digest of the data it plots (see :mod:`bench.figures` for
+compared byte for byte, each figure by the digest of the data it plots (see :mod:`bench.report.figures` for
 why digests and not PNG bytes), and every external encoder's record kept apart from trained runs and
 labelled with its file's SHA-256 (:func:`external_problems`).
 """
@@ -21,16 +21,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bench.figures import FigureSpec, figure_problems, protocol_figures, write_figures
-from bench.leaderboard import EXTERNAL_KIND, EXTERNAL_PREFIX, protocol_id, render
-from bench.provenance import provenance_markdown
+from bench.keys import EXTERNAL_KIND, EXTERNAL_PREFIX, protocol_id
 from bench.records import atomic_write, load_records, successful
-from bench.summary import summary_markdown
+from bench.report.figures import FigureSpec, figure_problems, protocol_figures
+from bench.report.provenance import provenance_markdown
+from bench.report.summary import summary_markdown
+from bench.report.tables import render
 
 FIGURES_DIR = "figures"  # beside the README; links in the markdown are relative to it
 #: The protocol document (datasets, evaluation protocols, per method the official code it follows and
 #: every remaining deviation); the report links to it relative to the README.
-PROTOCOL_DOCUMENT = Path(__file__).resolve().parents[1] / "leaderboard" / "PROTOCOL.md"
+PROTOCOL_DOCUMENT = Path(__file__).resolve().parents[2] / "leaderboard" / "PROTOCOL.md"
 
 
 def protocol_note(link: str) -> str:
@@ -91,6 +92,9 @@ def write_report(results_dir: Path, output: Path, figures: Path | None = None) -
     figures = figures or output.parent / FIGURES_DIR
     markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     atomic_write(output, lambda handle: handle.write(markdown))
+    # matplotlib only where figures are drawn: --check compares digests and never imports it.
+    from bench.report.drawing import write_figures
+
     write_figures(all_figures(records), figures)
     return markdown
 
@@ -115,9 +119,15 @@ def external_problems(records: list[dict[str, Any]]) -> list[str]:
             if not external_table:
                 problems.append(f"{name}: an external encoder's record outside the external encoders' table (its protocol "
                                 f"lacks encoder: {EXTERNAL_KIND})")
-            if len(sha) != 64 or not str(record.get("method", "")).startswith(EXTERNAL_PREFIX) or f"sha256 {sha[:12]}" not in record["method"]:
-                problems.append(f"{name}: an external encoder's record must name the file's SHA-256 (weights.sha256) in its "
-                                f"label {EXTERNAL_PREFIX}LABEL (sha256 <12 hex>)")
+            if (
+                len(sha) != 64
+                or not str(record.get("method", "")).startswith(EXTERNAL_PREFIX)
+                or f"sha256 {sha[:12]}" not in record["method"]
+            ):
+                problems.append(
+                    f"{name}: an external encoder's record must name the file's SHA-256 (weights.sha256) in its "
+                    f"label {EXTERNAL_PREFIX}LABEL (sha256 <12 hex>)"
+                )
         elif record.get("kind") == "run" and (external_table or str(record.get("method", "")).startswith(EXTERNAL_PREFIX)):
             problems.append(f"{name}: a trained run's record in the external encoders' table or under an external label")
     return problems
@@ -134,5 +144,7 @@ def check_report(results_dir: Path, output: Path, figures: Path | None = None) -
     markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     if not output.exists() or output.read_text() != markdown:
         problems.append(f"{_shown(output)} differs from what the records generate; run `python -m bench leaderboard`")
-    problems += [f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))]
+    problems += [
+        f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))
+    ]
     return problems + external_problems(records)

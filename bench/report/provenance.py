@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.leaderboard import method_label, method_order
+from bench.report.recipes import method_label
+from bench.report.tables import method_order
 
 UNKNOWN = "unknown"
 
@@ -75,7 +76,9 @@ def provenance_markdown(records: list[dict[str, Any]], methods: bool = True) -> 
     lines += [f"  - `{command}`" for command in commands]
     lines.append("- Hardware: " + (", ".join(f"`{h}`" for h in _distinct([e.get("hardware") for e in environments])) or UNKNOWN))
     lines.append("- Software: " + "; ".join(_distinct([_packages(e) for e in environments])))
-    lines.append("- Git commits: " + (", ".join(_commit(c) for c in _distinct([e.get("git_commit") for e in environments])) or UNKNOWN))
+    lines.append(
+        "- Git commits: " + (", ".join(_commit(c) for c in _distinct([e.get("git_commit") for e in environments])) or UNKNOWN)
+    )
     lines.append(f"- Repeats: {_repeats(records)}")
     lines.append(f"- Dates: {_dates(records)}")
     if not methods:
@@ -84,5 +87,7 @@ def provenance_markdown(records: list[dict[str, Any]], methods: bool = True) -> 
     for record in records:
         info.setdefault(method_label(record), record.get("method_info") or {})
     lines.append("\n| Method | What it is | Citation |\n|---|---|---|")
-    lines += [f"| {m} | {_cell(info[m].get('description'))} | {_cell(info[m].get('citation'))} |" for m in method_order(list(info))]
+    lines += [
+        f"| {m} | {_cell(info[m].get('description'))} | {_cell(info[m].get('citation'))} |" for m in method_order(list(info))
+    ]
     return lines

@@ -1,4 +1,5 @@
-"""The leaderboard's figures (matplotlib, Agg canvas, PNG), one set per table, from records alone.
+"""The leaderboard's figures, one set per table, from records alone: what each figure plots, and its
+digest (drawn as PNG by :mod:`bench.report.drawing`).
 
 Per table (protocol): ``tau`` (tau per epoch, mean over repeats; per-pair strategies' 10-90 % range
 as a band), ``groups`` (many / medium / few accuracy of the main metric, bars with the std over
@@ -16,7 +17,8 @@ it); the SHA-256 of that data, the figure's kind and :data:`FIGURE_FORMAT` is wr
 as a ``tEXt`` chunk (:data:`DIGEST_KEY`), and matplotlib's ``Software`` chunk is dropped.
 :func:`expected_digests` recomputes the digests from the records without drawing, and the check
 compares them with the chunks in the committed PNGs, and the set of files with the expected set.
-:func:`write_figures` redraws only figures whose digest changed, so the committed PNGs do not churn.
+:func:`bench.report.drawing.write_figures` redraws only figures whose digest changed, so the committed
+PNGs do not churn.
 Bump :data:`FIGURE_FORMAT` when the drawing changes (colours, layout) so that old PNGs read stale.
 """
 
@@ -28,34 +30,21 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure as MplFigure
 
-from bench.leaderboard import (
-    ACCURACY_KINDS,
-    BASELINE,
-    FLOOR_PREFIX,
-    METRIC_LABELS,
-    SPEED_KINDS,
-    main_metric,
-    method_label,
-    method_order,
-    records_frame,
-    repeat_means,
-)
-from bench.records import atomic_write
-from bench.throughput import CONTROL, COST_TOLERANCE, benchmark_records, latest_per_hardware, median_interval
+from bench.keys import BASELINE, CONTROL, COST_TOLERANCE, FLOOR_PREFIX, GROUPS, median_interval
+from bench.report.recipes import method_label
+from bench.report.tables import (ACCURACY_KINDS, METRIC_LABELS, main_metric, method_order, records_frame, repeat_means,
+                                 speed_ratio, speeds_by_hardware)
+from bench.report.throughput import benchmark_records, latest_per_hardware
 
 FIGURE_FORMAT = 2  # bump when the drawing (not the data) changes
 DIGEST_KEY = "bench-figure-digest"
 FORMAT_KEY = "bench-figure-format"
 DECIMALS = 6
-DPI = 100
-GROUPS = ("many", "medium", "few")
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,9 @@ class FigureSpec:
 
     @property
     def digest(self) -> str:
-        payload = json.dumps({"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data}, sort_keys=True, separators=(",", ":"))
+        payload = json.dumps(
+            {"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data}, sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -94,6 +85,7 @@ def protocol_slug(protocol_id: str) -> str:
 
 
 # --- data: what each figure plots, from records alone ------------------------------------------------
+
 
 def _per_epoch_mean(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     """Mean of ``history[*][key]`` per epoch over the records that log it (finite values only)."""
@@ -139,8 +131,10 @@ def groups_data(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
     out: dict[str, Any] = {"metric": METRIC_LABELS[metric], "methods": methods}
     for group in GROUPS:
         series = [repeat_means(frame, m, f"{metric}/{group}") for m in methods]
-        out[group] = {"mean": [float(s.mean()) if len(s) else None for s in series],
-                      "std": [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in series]}
+        out[group] = {
+            "mean": [float(s.mean()) if len(s) else None for s in series],
+            "std": [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in series],
+        }
     return out
 
 
@@ -160,22 +154,21 @@ def per_class_data(records: list[dict[str, Any]], metric: str) -> dict[str, Any]
                     by_count[int(count)].append(float(value))
         if by_count:
             sizes = sorted(by_count)
-            out[method] = {"count": sizes, "accuracy": [float(np.mean(by_count[c])) for c in sizes],
-                           "floor": method.startswith(FLOOR_PREFIX)}
+            out[method] = {
+                "count": sizes,
+                "accuracy": [float(np.mean(by_count[c])) for c in sizes],
+                "floor": method.startswith(FLOOR_PREFIX),
+            }
     return {"metric": METRIC_LABELS[metric], "methods": out} if out else {}
 
 
 def throughput_data(frame: pd.DataFrame) -> dict[str, Any]:
     """Per hardware that measured ``constant``: each method's mean images/s over constant's."""
-    speed = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
     out = {}
-    for hardware, part in speed.groupby("hardware", sort=True):
-        base = part.loc[part["method"] == BASELINE, "images_per_s"]
-        if base.empty:
+    for hardware, speeds in speeds_by_hardware(frame):
+        if BASELINE not in speeds:
             continue  # a ratio needs constant measured on the same hardware
-        methods = method_order(sorted(part["method"].unique()))
-        out[str(hardware)] = {"methods": methods,
-                              "ratio": [float(part.loc[part["method"] == m, "images_per_s"].mean() / base.mean()) for m in methods]}
+        out[hardware] = {"methods": list(speeds), "ratio": [speed_ratio(speeds, m) for m in speeds]}
     return {"hardware": out} if out else {}
 
 
@@ -204,11 +197,13 @@ def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def benchmark_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     """``bench throughput`` records, per hardware the latest: every variant's median ratio to
-    ``constant`` over repeats with its 95 % interval (:func:`bench.throughput.median_interval`; None
+    ``constant`` over repeats with its 95 % interval (:func:`bench.keys.median_interval`; None
     with too few repeats), methods apart from the reference paths (bare loop, per-image data)."""
     out = {}
     for hardware, record in latest_per_hardware(benchmark_records(records)).items():
-        panel: dict[str, Any] = {group: {"variants": [], "median": [], "low": [], "high": []} for group in ("methods", "references")}
+        panel: dict[str, Any] = {
+            group: {"variants": [], "median": [], "low": [], "high": []} for group in ("methods", "references")
+        }
         variants = record["throughput"]["variants"]
         # The A/A control first (the noise every other ratio is read against), then by name.
         for label in sorted(variants, key=lambda v: (v != CONTROL, v)):
@@ -232,8 +227,11 @@ def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[Fi
     slug = protocol_slug(protocol_id)
     benchmark = benchmark_data(records)
     if benchmark:  # a `bench throughput` table: its own figure only
-        return [FigureSpec(f"{slug}__benchmark.png", "bench throughput: each variant relative to constant",
-                           "benchmark", _round(benchmark))]
+        return [
+            FigureSpec(
+                f"{slug}__benchmark.png", "bench throughput: each variant relative to constant", "benchmark", _round(benchmark)
+            )
+        ]
     frame = records_frame(records)
     if frame.empty:
         return []
@@ -249,144 +247,8 @@ def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[Fi
     return [FigureSpec(f"{slug}__{kind}.png", title, kind, _round(data)) for kind, title, data in candidates if data]
 
 
-# --- drawing -------------------------------------------------------------------------------------------
-
-def _colours(methods: list[str]) -> dict[str, Any]:
-    # One colour per method within a figure, in table order, so the legend reads like the table.
-    palette = [f"C{i}" for i in range(10)]
-    return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
-
-
-def _legend(ax: Axes) -> None:
-    # Outside the axes, right: bars and curves near the top are never hidden behind it.
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-
-
-def _draw_tau(fig: MplFigure, data: dict[str, Any]) -> None:
-    ax = fig.add_subplot()
-    colours = _colours(list(data["methods"]))
-    for method, entry in data["methods"].items():
-        label = method + (" (median, 10-90 % band)" if "p10" in entry else "")
-        ax.plot(entry["epoch"], entry["tau"], color=colours[method], label=label)
-        if "p10" in entry:
-            ax.fill_between(entry["band_epoch"], entry["p10"], entry["p90"], color=colours[method], alpha=0.2, linewidth=0)
-    ax.set(xlabel="epoch", ylabel="tau", title="Temperature over training (mean over repeats)")
-    _legend(ax)
-
-
-def _draw_groups(fig: MplFigure, data: dict[str, Any]) -> None:
-    ax = fig.add_subplot()
-    methods = data["methods"]
-    width = 0.8 / max(len(methods), 1)
-    colours = _colours(methods)
-    for i, method in enumerate(methods):
-        x = np.arange(len(GROUPS)) + (i - (len(methods) - 1) / 2) * width
-        means = [np.nan if v is None else v for v in (data[g]["mean"][i] for g in GROUPS)]
-        ax.bar(x, means, width, yerr=[data[g]["std"][i] for g in GROUPS], capsize=2, color=colours[method],
-               hatch="//" if method.startswith(FLOOR_PREFIX) else None, label=method)
-    ax.set_xticks(np.arange(len(GROUPS)), GROUPS)
-    ax.set(ylabel=f"{data['metric']} accuracy (%)", title=f"{data['metric']} by class group (mean ± std over repeats)")
-    _legend(ax)
-
-
-def _draw_per_class(fig: MplFigure, data: dict[str, Any]) -> None:
-    ax = fig.add_subplot()
-    colours = _colours(list(data["methods"]))
-    for method, entry in data["methods"].items():
-        ax.plot(entry["count"], entry["accuracy"], marker="o", markersize=3, color=colours[method],
-                linestyle="--" if entry["floor"] else "-", label=method)
-    ax.set_xscale("log")
-    ax.set(xlabel="training images of the class (log)", ylabel=f"{data['metric']} accuracy (%)",
-           title="Per-class accuracy against class size (mean over repeats; floors dashed)")
-    _legend(ax)
-
-
-def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
-    """One bar panel per hardware: each method's mean images/s over constant's, a line at 1."""
-    panels = data["hardware"]
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (hardware, entry) in zip(axes, panels.items()):
-        names = entry["methods"]
-        colours = _colours(names)
-        ax.bar(names, entry["ratio"], color=[colours[n] for n in names])
-        ax.axhline(1.0, color="grey", linewidth=0.8)
-        ax.set_title(hardware, fontsize="small")
-        ax.set_ylabel(f"images/s relative to {BASELINE}")
-        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
-    fig.suptitle("Throughput of the runs relative to constant, per hardware (separate runs, not interleaved)")
-
-
-def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
-    """Per hardware a row of two panels, methods (with the A/A control) and the reference paths, each
-    on its own scale: a dot per variant at its median ratio to constant, its 95 % interval as a bar,
-    and in the methods' panel the band of "no added cost" (1 +- tolerance)."""
-    rows = data["hardware"]
-    axes = fig.subplots(len(rows), 2, squeeze=False, width_ratios=(2, 1))
-    tolerance = data["tolerance"]
-    for (hardware, panel), row in zip(rows.items(), axes):
-        for ax, group, title in ((row[0], "methods", f"{hardware}: methods (band: {BASELINE} ±{100 * tolerance:g} %)"),
-                                 (row[1], "references", "reference paths")):
-            entry = panel[group]
-            names = entry["variants"]
-            y = np.arange(len(names))[::-1]
-            for yi, name, median, low, high in zip(y, names, entry["median"], entry["low"], entry["high"]):
-                if low is not None:
-                    ax.plot([low, high], [yi, yi], color="C0", linewidth=2.5, solid_capstyle="butt")
-                ax.plot([median], [yi], "o", color="black", markersize=4)
-            ax.axvline(1.0, color="grey", linewidth=0.8)
-            if group == "methods":
-                ax.axvspan(1 - tolerance, 1 + tolerance, color="C2", alpha=0.15, linewidth=0)
-            ax.set_yticks(y, names, fontsize="small")
-            ax.set_title(title, fontsize="small")
-            ax.set_xlabel(f"images/s ÷ {BASELINE}'s" + (" (median, 95 % interval)" if group == "methods" else ""),
-                          fontsize="small")
-            if not names:
-                ax.set_axis_off()
-    fig.suptitle("bench throughput: each variant against constant, interleaved step by step")
-
-
-def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
-    monitored = bool(data["accuracy"])
-    axes = fig.subplots(1, 2 if monitored else 1, squeeze=False, width_ratios=[1, 2] if monitored else None)[0]
-    colours = _colours(list(data["loss"]))
-    for method, entry in data["loss"].items():
-        axes[0].plot(entry["epoch"], entry["value"], color=colours[method], label=method)
-    axes[0].set(xlabel="epoch", ylabel="loss")
-    _legend(axes[0])
-    if monitored:
-        ax = axes[1]
-        for method, entry in data["accuracy"].items():
-            ax.plot(entry["epoch"], entry["value"], color=colours.get(method), marker=".", label=f"{method}: all classes")
-            few = data["few"].get(method)
-            if few:
-                ax.plot(few["epoch"], few["value"], color=colours.get(method), linestyle="--", marker=".",
-                        label=f"{method}: few-shot classes")
-        ax.set(xlabel="epoch", ylabel="kNN@10 on the test set (%)")
-        ax.legend(fontsize="x-small", loc="best")  # inside: the right edge holds the tau axis
-        tau_axis = ax.twinx()  # tau beside the accuracy: the schedule's phases against the tail
-        for method, entry in data["tau"].items():
-            tau_axis.plot(entry["epoch"], entry["value"], color=colours.get(method), linestyle=":", linewidth=1)
-        tau_axis.set_ylabel("tau (dotted)")
-    note = "" if monitored else " (no kNN accuracy logged per epoch: --monitor-every)"
-    fig.suptitle(f"Training curves, mean over repeats{note}")
-
-
-DRAW: dict[str, Callable[[MplFigure, dict[str, Any]], None]] = {
-    "tau": _draw_tau, "groups": _draw_groups, "per_class": _draw_per_class,
-    "throughput": _draw_throughput, "training": _draw_training, "benchmark": _draw_benchmark,
-}
-
-
-def draw(spec: FigureSpec, path: Path) -> None:
-    """Draw ``spec`` into ``path`` (atomically), with its digest chunk and no Software chunk."""
-    fig = MplFigure(figsize=(9, 4.5), layout="constrained")
-    DRAW[spec.kind](fig, spec.data)
-    metadata = {"Software": None, DIGEST_KEY: spec.digest, FORMAT_KEY: str(FIGURE_FORMAT)}
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=DPI, metadata=metadata), binary=True)
-
-
 def stored_digest(path: Path) -> str | None:
-    """The digest chunk of a PNG written by :func:`draw`; None when absent or unreadable."""
+    """The digest chunk of a PNG written by :func:`bench.report.drawing.draw`; None when absent or unreadable."""
     from PIL import Image  # matplotlib's own dependency; read only here
 
     try:
@@ -394,19 +256,6 @@ def stored_digest(path: Path) -> str | None:
             return image.text.get(DIGEST_KEY)
     except (OSError, ValueError):
         return None
-
-
-def write_figures(specs: list[FigureSpec], directory: Path) -> None:
-    """Make ``directory`` hold exactly ``specs``: draw new or changed ones, delete PNGs no longer made."""
-    wanted = {spec.name for spec in specs}
-    for spec in specs:
-        path = directory / spec.name
-        if not path.exists() or stored_digest(path) != spec.digest:
-            draw(spec, path)
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.png")):
-            if path.name not in wanted:
-                path.unlink()
 
 
 def figure_problems(specs: list[FigureSpec], directory: Path, shown: str) -> list[str]:
@@ -420,6 +269,9 @@ def figure_problems(specs: list[FigureSpec], directory: Path, shown: str) -> lis
             problems.append(f"figure {shown}/{spec.name} is stale")
     wanted = {spec.name for spec in specs}
     if directory.is_dir():
-        problems += [f"figure {shown}/{p.name} is stale: the records no longer generate it"
-                     for p in sorted(directory.glob("*.png")) if p.name not in wanted]
+        problems += [
+            f"figure {shown}/{p.name} is stale: the records no longer generate it"
+            for p in sorted(directory.glob("*.png"))
+            if p.name not in wanted
+        ]
     return problems

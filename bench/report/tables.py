@@ -22,39 +22,35 @@ moves a method's numbers never mixes old and new records in one mean (leaderboar
 "Versions").
 
 Only records of kind ``run``, ``floor`` and ``external`` enter the accuracy tables; other kinds (e.g.
-``throughput`` records, which measure speed only) appear in their own section (bench.throughput), and unknown
+``throughput`` records, which measure speed only) appear in their own section (bench.report.throughput), and unknown
 kinds are ignored. ``external`` records (encoders scored by ``bench evaluate``, bench/external.py) carry a
 protocol of their own (``encoder: external``, no epochs or batch size), so they get their own table, titled
 as external encoders, with its own floors: never a row, a mean or a difference shared with trained runs.
 Their rows read ``external:LABEL (sha256 0123456789ab)``.
-The summary, provenance and figures around these tables come from :mod:`bench.report`, which passes
-them in through :func:`render`'s ``summary`` and ``section_extras`` (defaults: none), so this module
-stays the tables alone.
+The summary, provenance and figures around these tables come from :mod:`bench.report.readme`, which
+passes them in through :func:`render`'s ``summary`` and ``section_extras`` (defaults: none), so this
+module stays the tables alone.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-from bench.records import load_records, successful
-from bench.throughput import throughput_section
+from bench.keys import BASELINE, EXTERNAL_KIND, FLOOR_PREFIX, GROUPS, protocol_id
+from bench.records import successful
+from bench.report.recipes import method_label
+from bench.report.throughput import throughput_section
 
 METRIC_LABELS = {"knn1": "kNN@1", "knn10": "kNN@10", "wknn": "wkNN", "linear": "Linear", "linear_fs": "Linear FS",
                  "probe_full": "Probe full", "probe_few": "Probe few"}
 SIGNIFICANCE_LEVEL = 0.05
 GROUPED_METRIC = "knn10"  # the metric whose many / medium / few split the tables show
-BASELINE = "constant"
-FLOOR_PREFIX = "floor:"
-EXTERNAL_KIND = "external"  # records of `bench evaluate` (bench/external.py)
-EXTERNAL_PREFIX = "external:"  # how their row labels start: external:LABEL (sha256 0123456789ab)
 ACCURACY_KINDS = ("run", "floor", EXTERNAL_KIND)  # record kinds that the accuracy and difference tables compare
 SPEED_KINDS = ("run", "throughput")  # record kinds whose images_per_s the throughput table compares
 HEADER = """# Leaderboard
@@ -69,52 +65,14 @@ learned nothing useful. Under each table, the difference of every method to `con
 """
 
 
-def record_recipe_version(record: dict[str, Any]) -> int:
-    """The version of its method's recipe a record was made under (``method_info.recipe_version``);
-    records written before versions existed are version 1."""
-    return int((record.get("method_info") or {}).get("recipe_version", 1))
-
-
-@functools.lru_cache(maxsize=None)
-def current_recipe_version(method: str) -> int | None:
-    """The recipe version of the registered method ``method`` today (None for a name no longer registered)."""
-    from bench.errors import UserError
-    from methods import get_method_class
-
-    try:
-        return int(get_method_class(method).recipe_version)
-    except UserError:
-        return None
-
-
-def method_label(record: dict[str, Any]) -> str:
-    """The record's row label: its method, with `` (vN recipe)`` when it was made under another recipe
-    version of the method than the current one (e.g. ``moco (v1 recipe)`` for MoCo records made before
-    shuffle BN and the MoCo recipe), so that no row averages two versions. Floors are never versioned."""
-    label = record["method"]
-    if record.get("kind", "run") != "run":
-        return label
-    registered = (record.get("config") or {}).get("method") or label.split("[", 1)[0]
-    current, version = current_recipe_version(registered), record_recipe_version(record)
-    return label if current is None or version == current else f"{label} (v{version} recipe)"
-
-
-def _protocol_id(record: dict[str, Any]) -> str:
-    # A record without a protocol (a foreign kind) still gets a table of its own dataset.
-    return json.dumps(record.get("protocol") or {"dataset": record.get("dataset", "unknown")}, sort_keys=True)
-
-
-protocol_id = _protocol_id  # public: the key that decides which table a record belongs to
-
-
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per record: protocol, method, seed, hardware, throughput and every metric."""
     rows = []
     for record in successful(records):
-        if record["kind"] == "throughput":  # no accuracy: rendered by bench.throughput.throughput_section
+        if record["kind"] == "throughput":  # no accuracy: rendered by bench.report.throughput
             continue
         row = {
-            "protocol": _protocol_id(record),
+            "protocol": protocol_id(record),
             "method": method_label(record),
             "kind": record.get("kind", "run"),
             "seed": record["seed"],
@@ -123,7 +81,7 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "images_per_s": (record.get("throughput") or {}).get("images_per_s"),
         }
         for metric, report in (record.get("metrics") or {}).items():
-            for group in ("overall", "many", "medium", "few"):
+            for group in ("overall", *GROUPS):
                 row[f"{metric}/{group}"] = report.get(group)
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -143,12 +101,10 @@ def _mean_std(values: pd.Series) -> str:
     return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
 
 
-def _method_order(methods: list[str]) -> list[str]:
+def method_order(methods: list[str]) -> list[str]:
+    """Constant first, other methods by name, floors last: the row order of every table."""
     trained = sorted((m for m in methods if not m.startswith(FLOOR_PREFIX)), key=lambda m: (m != BASELINE, m))
     return trained + sorted(m for m in methods if m.startswith(FLOOR_PREFIX))
-
-
-method_order = _method_order  # public: constant first, other methods by name, floors last
 
 
 def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -160,13 +116,16 @@ def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
     metrics = [m for m in METRIC_LABELS if f"{m}/overall" in frame]
     value_columns = [c for c in frame.columns if "/" in c]
     rows = []
-    for method in _method_order(list(frame["method"].unique())):
+    for method in method_order(list(frame["method"].unique())):
         part = frame[frame["method"] == method].groupby("repeat", as_index=False)[value_columns].mean()
-        row: dict[str, Any] = {"Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method, "n": part["repeat"].nunique()}
+        row: dict[str, Any] = {
+            "Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method,
+            "n": part["repeat"].nunique(),
+        }
         for metric in metrics:
             row[METRIC_LABELS[metric]] = _mean_std(part[f"{metric}/overall"])
         if f"{GROUPED_METRIC}/overall" in frame:
-            for group in ("many", "medium", "few"):
+            for group in GROUPS:
                 row[f"{METRIC_LABELS[GROUPED_METRIC]} {group}"] = _mean_std(part[f"{GROUPED_METRIC}/{group}"])
         rows.append(row)
     return pd.DataFrame(rows)
@@ -227,7 +186,7 @@ def difference_table(frame: pd.DataFrame) -> pd.DataFrame:
     if frame[frame["method"] == BASELINE].empty:
         return pd.DataFrame()
     rows = []
-    for method in _method_order(list(frame["method"].unique())):
+    for method in method_order(list(frame["method"].unique())):
         if method == BASELINE:
             continue
         part = frame[frame["method"] == method].groupby("repeat")
@@ -245,21 +204,36 @@ def difference_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table[["Method", "pairs", *[c for c in table.columns if c.startswith("Δ")]]] if rows else table
 
 
+def speeds_by_hardware(frame: pd.DataFrame) -> Iterator[tuple[str, dict[str, pd.Series]]]:
+    """Per hardware (sorted), each method's images/s record by record, methods in table order: the
+    only grouping a speed ratio is ever taken within (speeds of different hardware never compare)."""
+    speed = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
+    for hardware, part in speed.groupby("hardware", sort=True):
+        yield (
+            str(hardware),
+            {m: part.loc[part["method"] == m, "images_per_s"] for m in method_order(list(part["method"].unique()))},
+        )
+
+
+def speed_ratio(speeds: dict[str, pd.Series], method: str) -> float | None:
+    """``method``'s mean images/s over ``constant``'s on one hardware (None without ``constant``)."""
+    base = speeds.get(BASELINE)
+    return None if base is None else float(speeds[method].mean() / base.mean())
+
+
 def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Images per second per method and hardware, and the ratio to ``constant`` on that hardware."""
-    trained = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
     rows = []
-    for hardware, part in trained.groupby("hardware", sort=True):
-        base = part.loc[part["method"] == BASELINE, "images_per_s"]
-        for method in _method_order(list(part["method"].unique())):
-            speeds = part.loc[part["method"] == method, "images_per_s"]
+    for hardware, speeds_of in speeds_by_hardware(frame):
+        for method, speeds in speeds_of.items():
+            ratio = speed_ratio(speeds_of, method)
             rows.append(
                 {
                     "Hardware": hardware,
                     "Method": method,
                     "n": len(speeds),
                     "images/s": f"{speeds.mean():.0f} ± {speeds.std(ddof=1):.0f}" if len(speeds) > 1 else f"{speeds.mean():.0f}",
-                    f"relative to {BASELINE}": f"{speeds.mean() / base.mean():.3f}" if len(base) else "-",
+                    f"relative to {BASELINE}": f"{ratio:.3f}" if ratio is not None else "-",
                 }
             )
     return pd.DataFrame(rows)
@@ -268,20 +242,21 @@ def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
 _STANDARD_KEYS = ("dataset", "backbone", "epochs", "batch_size", "evaluation")
 
 
-def _protocol_title(protocol: dict[str, Any]) -> str:
-    extra = "".join(f", {key} {value}" for key, value in sorted(protocol.items())
-                    if key not in _STANDARD_KEYS and key != "encoder")
+def protocol_title(protocol: dict[str, Any]) -> str:
+    """A table's heading: dataset, backbone, epochs, batch, evaluation and any non-default key."""
+    extra = "".join(
+        f", {key} {value}" for key, value in sorted(protocol.items()) if key not in _STANDARD_KEYS and key != "encoder"
+    )
     get = lambda key: protocol.get(key, "?")  # noqa: E731 -- records of foreign kinds may lack a key
     if protocol.get("encoder") == EXTERNAL_KIND:  # bench/external.py: trained elsewhere, no epochs of ours
-        return (f"{get('dataset')} — external encoders (not trained by this suite) on {get('backbone')}, "
-                f"evaluation {get('evaluation')}{extra}")
+        return (
+            f"{get('dataset')} — external encoders (not trained by this suite) on {get('backbone')}, "
+            f"evaluation {get('evaluation')}{extra}"
+        )
     return (
         f"{get('dataset')} — {get('backbone')}, {get('epochs')} epochs, "
         f"batch {get('batch_size')}, evaluation {get('evaluation')}{extra}"
     )
-
-
-protocol_title = _protocol_title  # public: a table's heading
 
 
 _DIFFERENCE_NOTE = (
@@ -304,10 +279,10 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
         return "\n".join(parts) + throughput_section(records, section_extras)
     if summary:
         parts.append(summary)
-    for protocol_id in sorted(frame["protocol"].unique()):
-        part = frame[frame["protocol"] == protocol_id]
-        protocol = json.loads(protocol_id)
-        parts.append(f"\n## {_protocol_title(protocol)}\n")
+    for pid in sorted(frame["protocol"].unique()):
+        part = frame[frame["protocol"] == pid]
+        protocol = json.loads(pid)
+        parts.append(f"\n## {protocol_title(protocol)}\n")
         scored = part[part["kind"].isin(ACCURACY_KINDS)]
         if not scored.empty:
             parts.append(tabulate(accuracy_table(scored), headers="keys", tablefmt="github", showindex=False))
@@ -317,15 +292,21 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
             parts.append(tabulate(differences, headers="keys", tablefmt="github", showindex=False))
         speed = throughput_table(part)
         if not speed.empty:
-            packed = max((int(r.get("packed_runs", 1)) for r in successful(records) if _protocol_id(r) == protocol_id), default=1)
-            how = (f"up to {packed} runs shared the device at a time (`bench gpu-check` packs them), so each run's "
-                   "speed is its share of it" if packed > 1 else "the runs ran one after another")
-            parts.append("\nThroughput of these runs (steady state, source images per second; ratios only within one "
-                         f"hardware; {how}, and machine load differs between runs: the "
-                         "controlled comparison is the interleaved `bench throughput` section):\n")
+            packed = max((int(r.get("packed_runs", 1)) for r in successful(records) if protocol_id(r) == pid), default=1)
+            how = (
+                f"up to {packed} runs shared the device at a time (`bench gpu-check` packs them), so each run's "
+                "speed is its share of it"
+                if packed > 1
+                else "the runs ran one after another"
+            )
+            parts.append(
+                "\nThroughput of these runs (steady state, source images per second; ratios only within one "
+                f"hardware; {how}, and machine load differs between runs: the "
+                "controlled comparison is the interleaved `bench throughput` section):\n"
+            )
             parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
         if section_extras is not None:
-            parts.extend(section_extras(protocol_id, [r for r in successful(records) if _protocol_id(r) == protocol_id]))
+            parts.extend(section_extras(pid, [r for r in successful(records) if protocol_id(r) == pid]))
     benchmarks = throughput_section(records, section_extras)
     if benchmarks:
         parts.append(benchmarks)
@@ -342,25 +323,15 @@ def render(records: list[dict[str, Any]], summary: str = "", section_extras: Sec
     return "\n".join(parts) + "\n"
 
 
-def write_leaderboard(results_dir: Path, output: Path) -> str:
-    """Rebuild ``output`` and its figures from every record in ``results_dir``; returns the markdown.
-
-    Kept here (callers import it from this module) but the report lives in :mod:`bench.report`;
-    imported late because that module builds on this one."""
-    from bench.report import write_report
-
-    return write_report(results_dir, output)
-
-
 def summary_table(records: list[dict[str, Any]]) -> str:
     """Plain-text tables (for the terminal) of the protocols these records belong to."""
     frame = records_frame(records)
     if frame.empty:
         return "no successful runs"
     out = []
-    for protocol_id in sorted(frame["protocol"].unique()):
-        out.append(_protocol_title(json.loads(protocol_id)))
-        part = frame[(frame["protocol"] == protocol_id) & frame["kind"].isin(ACCURACY_KINDS)]
+    for pid in sorted(frame["protocol"].unique()):
+        out.append(protocol_title(json.loads(pid)))
+        part = frame[(frame["protocol"] == pid) & frame["kind"].isin(ACCURACY_KINDS)]
         if part.empty:
             continue
         out.append(tabulate(accuracy_table(part), headers="keys", tablefmt="simple", showindex=False))

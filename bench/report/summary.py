@@ -3,7 +3,7 @@
 Per table (dataset and protocol), ranked by the table's main metric (kNN@10 where recorded):
 
 * the best trained method overall and on the few-shot classes, and whether its lead over the
-  runner-up is beyond the noise -- the paired t-test of :func:`bench.leaderboard.paired_difference`
+  runner-up is beyond the noise -- the paired t-test of :func:`bench.report.tables.paired_difference`
   over matched (seed, split) repeats, p < 0.05 and a positive difference;
 * ``cosine_tau`` against ``constant`` overall and on the few-shot classes: better / worse beyond the
   noise, or no difference beyond the noise; and a plain sentence on whether these runs support the
@@ -19,7 +19,7 @@ Only records of kind ``run`` are ranked; ``floor`` records are the floors. A tab
 and on the few-shot classes, and whether each beat every floor beyond the noise. Then the cost, from the
 latest ``bench throughput`` record of each dataset and hardware (interleaved, so its ratios are the
 controlled comparison; the runs' own throughput is not): each method's images/s over ``constant``'s,
-the median over repeats with its 95 % interval, grouped by :func:`bench.throughput.cost_category`
+the median over repeats with its 95 % interval, grouped by :func:`bench.cost_category`
 (within 2 % of ``constant``, slower, faster, not resolved), the A/A control that shows the
 measurement's noise, a plain sentence on the paper's "no added cost" claim for ``cosine_tau``, and
 the suite's loop against the bare one and the batched augmentation against lightly's per-image path.
@@ -32,11 +32,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import throughput
-from bench.leaderboard import (
+from bench.keys import BASELINE, CONTROL, EXTERNAL_KIND, cost_category, cost_verdict
+from bench.report.tables import (
     ACCURACY_KINDS,
-    BASELINE,
-    EXTERNAL_KIND,
     METRIC_LABELS,
     main_metric,
     method_order,
@@ -45,6 +43,7 @@ from bench.leaderboard import (
     records_frame,
     repeat_means,
 )
+from bench.report.throughput import benchmark_records, latest_per_hardware, ratio_text, reference_lines
 
 SCHEDULE = "cosine_tau"  # the method whose claim the summary checks against BASELINE
 CLAIM = "the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023)"
@@ -101,7 +100,9 @@ def schedule_sentence(frame: pd.DataFrame, metric: str) -> str:
     if SCHEDULE not in methods or BASELINE not in methods:
         return f"{SCHEDULE} vs {BASELINE}: not both in this table, so the claim that {CLAIM} is not tested here."
     label = METRIC_LABELS[metric]
-    overall = paired_difference(repeat_means(frame, SCHEDULE, f"{metric}/overall"), repeat_means(frame, BASELINE, f"{metric}/overall"))
+    overall = paired_difference(
+        repeat_means(frame, SCHEDULE, f"{metric}/overall"), repeat_means(frame, BASELINE, f"{metric}/overall")
+    )
     text = f"{SCHEDULE} vs {BASELINE} on {label}: overall {verdict(overall)} ({_numbers(overall)})"
     if f"{metric}/few" not in frame:
         return text + f"; no few-shot group recorded, so the claim that {CLAIM} is not tested here."
@@ -143,7 +144,9 @@ def floor_sentence(frame: pd.DataFrame, metric: str, kind: str = "run") -> str:
     misses = []
     for method in trained:
         for floor in floors:
-            result = paired_difference(repeat_means(frame, method, f"{metric}/overall"), repeat_means(frame, floor, f"{metric}/overall"))
+            result = paired_difference(
+                repeat_means(frame, method, f"{metric}/overall"), repeat_means(frame, floor, f"{metric}/overall")
+            )
             if not (result["p"] is not None and result["significant"] and result["mean"] > 0):
                 where = "below" if result["significant"] and result["mean"] < 0 else "not above"
                 misses.append(f"{method} {where} {floor} ({_numbers(result)})")
@@ -159,47 +162,60 @@ def external_sentences(frame: pd.DataFrame, metric: str) -> list[str]:
     label = METRIC_LABELS[metric]
     sentences = []
     for method in _trained(frame, EXTERNAL_KIND):
-        parts = [f"{group} {repeat_means(frame, method, f'{metric}/{group}').mean():.1f}"
-                 for group in ("overall", "few") if f"{metric}/{group}" in frame]
+        parts = [
+            f"{group} {repeat_means(frame, method, f'{metric}/{group}').mean():.1f}"
+            for group in ("overall", "few")
+            if f"{metric}/{group}" in frame
+        ]
         n = len(repeat_means(frame, method, f"{metric}/overall"))
-        sentences.append(f"External encoder {method} on {label}: {', '.join(parts)} (n {n}; not trained by this suite, "
-                         "so not ranked against its methods).")
+        sentences.append(
+            f"External encoder {method} on {label}: {', '.join(parts)} (n {n}; not trained by this suite, "
+            "so not ranked against its methods)."
+        )
     return sentences
 
 
 def _ratio(entry: dict[str, Any]) -> str:
-    return throughput.ratio_text(entry["ratio_to_constant"])
+    return ratio_text(entry["ratio_to_constant"])
 
 
 def cost_lines(record: dict[str, Any]) -> list[str]:
     """The summary's bullets for one ``bench throughput`` record."""
     variants = record["throughput"]["variants"]
-    methods = {label: entry for label, entry in variants.items()
-               if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE}
+    methods = {
+        label: entry
+        for label, entry in variants.items()
+        if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE
+    }
     lines = []
-    control = methods.pop(throughput.CONTROL, None)
+    control = methods.pop(CONTROL, None)
     if control:
-        lines.append(f"A/A control ({BASELINE} built and timed twice): {_ratio(control)}: the measurement's own "
-                     "noise, against which every ratio below is read.")
+        lines.append(
+            f"A/A control ({BASELINE} built and timed twice): {_ratio(control)}: the measurement's own "
+            "noise, against which every ratio below is read."
+        )
     schedule = methods.pop(SCHEDULE, None)
     if schedule:
-        category = throughput.cost_category(schedule["ratio_to_constant"]["per_repeat"])
-        claim = {"within": f"these measurements support the claim that {COST_CLAIM}, to within 2 %",
-                 "slower": f"**these measurements do not support the claim that {COST_CLAIM}**",
-                 "faster": f"{SCHEDULE} is even faster than {BASELINE} here",
-                 }.get(category, f"this measurement does not decide the claim that {COST_CLAIM} (more repeats needed)")
-        lines.append(f"{SCHEDULE}: {_ratio(schedule)}, "
-                     f"{throughput.cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
+        category = cost_category(schedule["ratio_to_constant"]["per_repeat"])
+        claim = {
+            "within": f"these measurements support the claim that {COST_CLAIM}, to within 2 %",
+            "slower": f"**these measurements do not support the claim that {COST_CLAIM}**",
+            "faster": f"{SCHEDULE} is even faster than {BASELINE} here",
+        }.get(category, f"this measurement does not decide the claim that {COST_CLAIM} (more repeats needed)")
+        lines.append(f"{SCHEDULE}: {_ratio(schedule)}, {cost_verdict(schedule['ratio_to_constant']['per_repeat'])}: {claim}.")
     groups: dict[str, list[str]] = {}
     for label in sorted(methods):
         entry = methods[label]
-        groups.setdefault(throughput.cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(
-            f"{label} {_ratio(entry)}")
-    headings = {"within": f"Within 2 % of {BASELINE}", "slower": f"Slower than {BASELINE} beyond 2 %",
-                "faster": f"Faster than {BASELINE} beyond 2 %", "unresolved": "Not resolved to 2 %",
-                "untestable": "Too few repeats for an interval"}
+        groups.setdefault(cost_category(entry["ratio_to_constant"]["per_repeat"]), []).append(f"{label} {_ratio(entry)}")
+    headings = {
+        "within": f"Within 2 % of {BASELINE}",
+        "slower": f"Slower than {BASELINE} beyond 2 %",
+        "faster": f"Faster than {BASELINE} beyond 2 %",
+        "unresolved": "Not resolved to 2 %",
+        "untestable": "Too few repeats for an interval",
+    }
     lines += [f"{headings[kind]}: {', '.join(groups[kind])}." for kind in headings if kind in groups]
-    references = throughput.reference_lines(record["throughput"], ("suite_over_bare", "fast_over_per_image"))
+    references = reference_lines(record["throughput"], ("suite_over_bare", "fast_over_per_image"))
     if references:
         lines.append("Reference paths: " + "; ".join(references) + ".")
     return lines
@@ -208,16 +224,18 @@ def cost_lines(record: dict[str, Any]) -> list[str]:
 def cost_markdown(records: list[dict[str, Any]]) -> list[str]:
     """The cost part of the summary: per dataset and hardware, the latest ``bench throughput`` record."""
     by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for record in throughput.benchmark_records(records):
+    for record in benchmark_records(records):
         by_dataset.setdefault(record["dataset"], []).append(record)
     lines = []
     for dataset, group in sorted(by_dataset.items()):
-        for hardware, record in throughput.latest_per_hardware(group).items():
+        for hardware, record in latest_per_hardware(group).items():
             config = record["config"]
             interleaving = "step by step" if config.get("interleaving") == "step" else f"in blocks of {config['steps']} steps"
-            lines.append(f"**Cost: `bench throughput` on {dataset}, {hardware}** ({record.get('finished_at', '?')[:10]}; "
-                         f"{config['repeats']} repeats x {config['steps']} steps, interleaved {interleaving}; images/s "
-                         f"over {BASELINE}'s, median over repeats [95 % interval])\n")
+            lines.append(
+                f"**Cost: `bench throughput` on {dataset}, {hardware}** ({record.get('finished_at', '?')[:10]}; "
+                f"{config['repeats']} repeats x {config['steps']} steps, interleaved {interleaving}; images/s "
+                f"over {BASELINE}'s, median over repeats [95 % interval])\n"
+            )
             lines += [f"- {line}" for line in cost_lines(record)]
             lines.append("")
     return lines
@@ -229,8 +247,11 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
     if frame.empty:
         return ""
     frame = frame[frame["kind"].isin(ACCURACY_KINDS)]
-    lines = ["\n## Summary\n", "Written by the generator from the records (main metric of each table; \"beyond the noise\": "
-             "paired t-test over matched (seed, split) repeats, p < 0.05).\n"]
+    lines = [
+        "\n## Summary\n",
+        'Written by the generator from the records (main metric of each table; "beyond the noise": '
+        "paired t-test over matched (seed, split) repeats, p < 0.05).\n",
+    ]
     for protocol_id in sorted(frame["protocol"].unique()):
         part = frame[frame["protocol"] == protocol_id]
         metric = main_metric(part)

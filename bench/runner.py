@@ -24,6 +24,7 @@ from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
 from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
+from bench.linear_svm import SOLVER
 from bench.keys import GROUPS
 from bench.records import command_line, load_records, record_header, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
@@ -203,7 +204,7 @@ def _seed_everything(seed: int) -> None:
 def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
     spec = run_augmentation(config)
     start = time.perf_counter()
-    # Raw pooled features once; kNN and LinearSVC take them L2-normalised (TS), SDCLR's probes raw.
+    # Raw pooled features once; kNN and the linear SVM take them L2-normalised (TS), SDCLR's probes raw.
     train_features = F.normalize(
         features_of(encoder, data.train_images, spec, device, config.num_workers, normalize=False), dim=1
     )
@@ -218,7 +219,7 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
                 torch.from_numpy(labels),
             )
         raw, labels = extracted[id(probe)]
-        # TS's FS LinearSVC sees normalised features like every TS protocol; SDCLR's probes the raw ones.
+        # TS's FS linear SVM sees normalised features like every TS protocol; SDCLR's probes the raw ones.
         probe_sets[name] = (F.normalize(raw, dim=1), labels) if name == FS_PROBE_SET else (raw, labels)
     extract_seconds = time.perf_counter() - start
     metrics = evaluate(
@@ -231,7 +232,7 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
         protocols=config.eval_protocols,
         seed=config.seed,
         # kNN and the SGD probes on the training device (a GPU's float64 distance matrix over ImageNet-LT
-        # takes seconds, the CPU's many minutes); scikit-learn's LinearSVC runs on the CPU regardless.
+        # takes seconds, the CPU's many minutes); the linear SVM runs on the CPU regardless (float64).
         device=device,
         probe_sets=probe_sets,
         probe_test_feats=raw_test_features,
@@ -259,7 +260,7 @@ def _evaluation_descriptions(config: RunConfig, data: LongTailData) -> dict[str,
     described = {name: PROTOCOLS[name] for name in config.eval_protocols}
     if "linear_fs" in described and FS_PROBE_SET in data.probe_sets:
         described["linear_fs"] = (
-            "linear probe, sklearn LinearSVC(C=1.0) on the features of the dataset's few-shot "
+            f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on the features of the dataset's few-shot "
             f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')"
         )
     return described

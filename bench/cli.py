@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared-data",
         type=Path,
         default=None,
-        help="a folder laid out as ../shared/data (the JPEG archive, cifar_labels/, splits/); default ../shared/data",
+        help="a folder laid out as ../shared/data (the JPEG archive, cifar_labels/, splits/); this or --data-root is required",
     )
     return parser
 
@@ -322,12 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
 def command_gpu_check(args: argparse.Namespace) -> int:
     from bench.gpu_check import run_gpu_check
 
-    from bench.gpu_check import SHARED_DATA
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     run_gpu_check(
-        args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data or SHARED_DATA, args.epochs
+        args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data, args.epochs
     )
     return 0
 

@@ -208,3 +208,31 @@ def test_cifar_keeps_the_balanced_subsample_rule_for_fs(tmp_path):
     data = runner.load_data(run_plan)
     assert "fs" not in data.probe_sets
     assert runner._probe_sets_needed(run_plan.configs[0], data) == set()
+
+
+def test_a_registered_protocol_is_one_class_that_eval_evaluate_and_records_pick_up(capsys):
+    """A new protocol is one @register_protocol class: --eval parses its name, evaluate() runs it, and
+    the record's description is its own; unknown names list every registered one."""
+    from bench.evaluation import PROTOCOLS, EvaluationProtocol, register_protocol
+
+    @register_protocol("test_majority_class")
+    class MajorityClass(EvaluationProtocol):
+        description = "the most frequent training label for every test image"
+
+        def predict(self, inputs, shared):
+            return np.full(len(inputs.test_feats), int(np.bincount(np.asarray(inputs.train_labels)).argmax()))
+
+    try:
+        assert parse_eval("knn1,test_majority_class") == ("knn1", "test_majority_class")
+        y = np.array([0, 0, 0, 1])
+        out = evaluate(np.eye(4), y, np.eye(4), y, 2, np.array(["many", "few"]), protocols=("test_majority_class",))
+        assert out["test_majority_class"]["overall"] == 50.0 and out["test_majority_class"]["few"] == 0.0
+        assert runner._evaluation_descriptions(type("C", (), {"eval_protocols": ("test_majority_class",)})(),
+                                               type("D", (), {"probe_sets": {}})()) == {
+            "test_majority_class": "the most frequent training label for every test image"}
+        with pytest.raises(UserError, match="protocols: knn1, knn10, wknn, linear, linear_fs, probe_full, probe_few, "
+                                            "test_majority_class"):
+            parse_eval("nope")
+    finally:
+        PROTOCOLS._entries.pop("test_majority_class")
+    assert "test_majority_class" not in EVAL_SUITES["all"]  # suites are fixed when the package loads

@@ -476,7 +476,7 @@ def command_export(args: argparse.Namespace) -> int:
 
 def command_list(args: argparse.Namespace) -> int:
     from datasets import DATASETS
-    from methods import METHODS
+    from methods import METHODS, STRATEGIES
 
     if args.presets:
         print("Presets (--preset NAME; the dataset's default is marked):")
@@ -504,7 +504,7 @@ def command_list(args: argparse.Namespace) -> int:
     for name, cls in METHODS.items():
         print(f"  {name:<16} {cls.description}\n  {'':<16} [{cls.temperature.describe()}] {cls.citation}")
     objectives = [n for n, c in METHODS.items() if c.role == "objective" and c.accepts_temperature_strategies]
-    strategies = [n for n, c in METHODS.items() if c.role == "temperature" or n == "constant"]
+    strategies = STRATEGIES.names()
     print(
         f"\nCombine as <objective>+<temperature strategy> (e.g. sdclr+cosine_tau, moco+dystress):\n"
         f"  objectives:             {', '.join(objectives)}\n  temperature strategies: {', '.join(strategies)}"

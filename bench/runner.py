@@ -200,7 +200,9 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
+def evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
+    """The record's metrics of a frozen encoder: runs, floors and ``bench evaluate``'s external encoders
+    (bench/external.py) are all scored by this one function."""
     spec = run_augmentation(config)
     start = time.perf_counter()
     # Raw pooled features once; kNN and the linear SVM take them L2-normalised (TS), SDCLR's probes raw.
@@ -238,10 +240,6 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     )
     metrics.setdefault("timing", {})["feature_extraction"] = extract_seconds
     return metrics
-
-
-#: Public: ``bench evaluate`` (bench/external.py) scores external encoders with this very function.
-evaluate_encoder = _evaluate_encoder
 
 
 def _probe_sets_needed(config: RunConfig, data: LongTailData) -> set[str]:
@@ -332,7 +330,7 @@ def run_one(
         return record
     train_seconds = time.perf_counter() - start
     method.eval()
-    metrics = _evaluate_encoder(method.backbone, data, config, device)
+    metrics = evaluate_encoder(method.backbone, data, config, device)
     record.update(
         metrics={k: v for k, v in metrics.items() if k != "timing"},
         timing={"train_seconds": train_seconds, **{f"eval_{k}_seconds": v for k, v in metrics["timing"].items()}},
@@ -377,7 +375,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     raw = base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
     raw["metrics"] = {
-        k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
+        k: v for k, v in evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
     }
     records.append(raw)
 
@@ -389,7 +387,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
         "name": "floor:random_init",
         "description": f"{config.backbone} with random weights (seed {config.seed})",
     }
-    rand["metrics"] = {k: v for k, v in _evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
+    rand["metrics"] = {k: v for k, v in evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
     records.append(rand)
     for record in records:
         record["finished_at"] = utc_now()

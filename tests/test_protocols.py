@@ -179,7 +179,7 @@ def test_runs_probe_on_raw_features_and_vote_on_normalised_ones(monkeypatch):
     seen = {}
     monkeypatch.setattr(runner, "evaluate", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs) or {})
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 16))
-    runner._evaluate_encoder(encoder, data, config, torch.device("cpu"))
+    runner.evaluate_encoder(encoder, data, config, torch.device("cpu"))
     train, test = seen["args"][0], seen["args"][2]
     assert torch.allclose(train.norm(dim=1), torch.ones(24)) and torch.allclose(test.norm(dim=1), torch.ones(24))
     probe = seen["kwargs"]["probe_sets"]["full"][0]

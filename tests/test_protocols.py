@@ -13,7 +13,7 @@ from bench import runner
 from bench.cli import main
 from bench.errors import UserError
 from bench.evaluation import (EVAL_SUITES, balanced_subsample, evaluate, parse_eval, sgd_linear_probe_predict)
-from datasets import DATASETS
+from datasets import DATASETS, create_dataset
 from datasets.cifar import sdclr_split_paths
 
 
@@ -236,3 +236,32 @@ def test_a_registered_protocol_is_one_class_that_eval_evaluate_and_records_pick_
     finally:
         PROTOCOLS._entries.pop("test_majority_class")
     assert "test_majority_class" not in EVAL_SUITES["all"]  # suites are fixed when the package loads
+
+
+def test_weighted_knn_k_is_200_or_the_rarest_class_whichever_is_smaller():
+    """Issue 15: k = min(200, training images of the rarest class), stated in the record. Here 300
+    images of class 0 lie at cosine 0.9 to the queries and 5 of class 1 at 1.0: lightly's k = 200 lets
+    class 0 out-vote the tail (195 e^9 > 5 e^10); k = 5 sees the five tail neighbours."""
+    from types import SimpleNamespace
+
+    from bench.evaluation import knn_weighted_predict
+
+    query = np.array([[1.0, 0.0]])
+    near = np.array([[0.9, np.sqrt(1 - 0.81)]])
+    train = np.vstack([np.repeat(near, 300, axis=0), np.repeat(query, 5, axis=0)])
+    labels = np.repeat([0, 1], [300, 5])
+    assert knn_weighted_predict(train, labels, query, 2, k=200)[0] == 0
+    out = evaluate(train, labels, query, np.array([1]), 2, np.array(["many", "few"]), protocols=("wknn",))
+    assert out["wknn"]["few"] == 100.0  # k = 5: the tail class wins
+
+    described = runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)),
+                                                 SimpleNamespace(probe_sets={}, train_labels=labels))
+    assert described == {"wknn": "weighted kNN, k=min(200, rarest class)=5, t=0.1 "
+                                 "(lightly.utils.benchmarking.knn_predict), class-averaged"}
+    many = SimpleNamespace(probe_sets={}, train_labels=np.repeat([0, 1, 2], [900, 400, 250]))
+    assert "k=min(200, rarest class)=200, t=0.1" in runner._evaluation_descriptions(
+        SimpleNamespace(eval_protocols=("wknn",)), many)["wknn"]
+    digits = create_dataset("digits_lt").load()  # the case issue 15 names: 503 training images, 12 in the rarest class
+    assert (len(digits.train_labels), np.bincount(digits.train_labels).min()) == (503, 12)
+    assert "k=min(200, rarest class)=12," in runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)),
+                                                                             digits)["wknn"]

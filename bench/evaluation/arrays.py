@@ -37,3 +37,9 @@ def check_pair(train: torch.Tensor, test: torch.Tensor) -> None:
     if train.shape[1] != test.shape[1]:
         raise ValueError(f"feature dimensions differ: train {train.shape[1]}, test {test.shape[1]}")
 
+
+def smallest_class_count(labels: ArrayLike) -> int:
+    """The number of images of the rarest class present in ``labels`` (absent classes are ignored)."""
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1).astype(np.int64)
+    counts = np.bincount(y)
+    return int(counts[counts > 0].min())

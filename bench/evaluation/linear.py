@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.evaluation.arrays import ArrayLike, as_float_tensor, as_label_tensor, check_pair
+from bench.evaluation.arrays import ArrayLike, as_float_tensor, as_label_tensor, check_pair, smallest_class_count
 from bench.linear_svm import fit_linear_svm
 
 #: SDCLR train_cifar.py: ``--batch-size`` default 128 (the LT scripts never set it); fc N(0, 0.01), bias 0.
@@ -58,11 +58,9 @@ def balanced_subsample(labels: ArrayLike, seed: int = 0) -> np.ndarray:
     replacement; returned sorted. Classes absent from ``labels`` are ignored (they have no images).
     """
     y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1).astype(np.int64)
-    counts = np.bincount(y)
-    present = np.flatnonzero(counts)
-    n = int(counts[present].min())
+    n = smallest_class_count(y)
     rng = np.random.RandomState(seed)
-    picks = [rng.choice(np.flatnonzero(y == c), size=n, replace=False) for c in present]
+    picks = [rng.choice(np.flatnonzero(y == c), size=n, replace=False) for c in np.flatnonzero(np.bincount(y))]
     return np.sort(np.concatenate(picks))
 
 

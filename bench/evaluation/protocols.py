@@ -11,7 +11,9 @@ Sources and deviations of each protocol are in leaderboard/PROTOCOL.md, "Evaluat
   projection head), L2-normalised; Euclidean distance to the *long-tail training* features;
   unweighted majority vote among the k nearest; accuracy averaged over classes.
 - ``wknn`` -- lightly / DySTreSS monitoring kNN: ``lightly.utils.benchmarking.knn_predict`` with
-  k = 200, t = 0.1 (cosine similarity, neighbours weighted by exp(sim / t)).
+  t = 0.1 (cosine similarity, neighbours weighted by exp(sim / t)) and k = min(200, the training
+  images of the rarest class): lightly's k = 200 scales with the data, because on digits_lt's 503
+  training images (12 in the rarest class) 200 neighbours out-vote every tail class.
 - ``linear`` -- TS's "LT" linear probe: ``sklearn.svm.LinearSVC``'s problem (C = 1.0, squared hinge,
   L2, one-vs-rest) on the whole long-tail training set's frozen features, solved exactly by
   :mod:`bench.linear_svm` (liblinear itself took 7 minutes on CIFAR's raw pixels).
@@ -45,8 +47,8 @@ from typing import Any, ClassVar, Collection, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from bench.evaluation.arrays import ArrayLike
-from bench.evaluation.knn import knn_majority_predict_many, knn_weighted_predict
+from bench.evaluation.arrays import ArrayLike, smallest_class_count
+from bench.evaluation.knn import WKNN_K, WKNN_T, knn_majority_predict_many, knn_weighted_predict
 from bench.evaluation.linear import balanced_subsample, linear_probe_predict, sgd_linear_probe_predict
 from bench.evaluation.scoring import class_accuracies, group_report
 from bench.linear_svm import SOLVER
@@ -132,15 +134,30 @@ class KNN10(MajorityVote):
     description = "kNN@10, Euclidean majority vote against the long-tail train features, class-averaged (TS)"
 
 
+def _wknn_description(k_used: str) -> str:
+    return (f"weighted kNN, k=min({WKNN_K}, rarest class){k_used}, t={WKNN_T:g} (lightly.utils.benchmarking.knn_predict), "
+            "class-averaged")
+
+
 @register_protocol("wknn")
 class WeightedKNN(EvaluationProtocol):
-    """lightly's weighted kNN (:func:`~bench.evaluation.knn.knn_weighted_predict`)."""
+    """lightly's weighted kNN (:func:`~bench.evaluation.knn.knn_weighted_predict`), k = min(200, the
+    rarest class's training images) so that k never exceeds what the tail can contribute (issue 15:
+    k = 200 on digits_lt, whose rarest class has 12 images, cannot see the tail)."""
 
-    description = "weighted kNN, k=200, t=0.1 (lightly.utils.benchmarking.knn_predict), class-averaged"
+    description = _wknn_description("")
+
+    @staticmethod
+    def k_for(train_labels: ArrayLike) -> int:
+        """min(200, the number of training images of the rarest class of this training set)."""
+        return min(WKNN_K, smallest_class_count(train_labels))
+
+    def describe(self, data: Any) -> str:
+        return _wknn_description(f"={self.k_for(data.train_labels)}")
 
     def predict(self, inputs: FrozenFeatures, shared: dict[str, Any]) -> np.ndarray:
         return knn_weighted_predict(inputs.train_feats, inputs.train_labels, inputs.test_feats, inputs.num_classes,
-                                    device=inputs.device)
+                                    k=self.k_for(inputs.train_labels), device=inputs.device)
 
 
 @register_protocol("linear")

@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared-data",
         type=Path,
         default=None,
-        help="a folder laid out as ../shared/data (the JPEG archive, cifar_labels/, splits/); default ../shared/data",
+        help="a folder laid out as ../shared/data (the JPEG archive, cifar_labels/, splits/); this or --data-root is required",
     )
     return parser
 
@@ -322,12 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
 def command_gpu_check(args: argparse.Namespace) -> int:
     from bench.gpu_check import run_gpu_check
 
-    from bench.gpu_check import SHARED_DATA
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     run_gpu_check(
-        args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data or SHARED_DATA, args.epochs
+        args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data, args.epochs
     )
     return 0
 
@@ -478,7 +476,7 @@ def command_export(args: argparse.Namespace) -> int:
 
 def command_list(args: argparse.Namespace) -> int:
     from datasets import DATASETS
-    from methods import METHODS
+    from methods import METHODS, STRATEGIES
 
     if args.presets:
         print("Presets (--preset NAME; the dataset's default is marked):")
@@ -506,7 +504,7 @@ def command_list(args: argparse.Namespace) -> int:
     for name, cls in METHODS.items():
         print(f"  {name:<16} {cls.description}\n  {'':<16} [{cls.temperature.describe()}] {cls.citation}")
     objectives = [n for n, c in METHODS.items() if c.role == "objective" and c.accepts_temperature_strategies]
-    strategies = [n for n, c in METHODS.items() if c.role == "temperature" or n == "constant"]
+    strategies = STRATEGIES.names()
     print(
         f"\nCombine as <objective>+<temperature strategy> (e.g. sdclr+cosine_tau, moco+dystress):\n"
         f"  objectives:             {', '.join(objectives)}\n  temperature strategies: {', '.join(strategies)}"

@@ -26,11 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from torchvision.transforms import Normalize
 
-from bench.augment import BatchedSimCLRAugment, EvalPreprocess, lightly_eval_transform, lightly_transform
+from bench.augment import BatchedSimCLRAugment, lightly_transform
 from bench.config import AugmentationSpec
 from bench.errors import UserError
 from bench.randaugment import rand_augment
-from bench.evaluation import extract_features
 from datasets.imagefiles import ImageFiles
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -227,23 +226,3 @@ def batch_source(images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec, 
                             "use in-memory datasets or one process.")
         return LoaderBatches(images, spec, batch_size, device, seed, num_workers)
     return DeviceBatches(images, spec, batch_size, device, generator, shard)
-
-
-def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec,
-                device: torch.device, num_workers: int = 0, batch_size: int = 512, normalize: bool = True) -> torch.Tensor:
-    """Frozen features (:func:`bench.evaluation.extract_features`; L2-normalised unless ``normalize``
-    is off) of arrays or files.
-
-    Arrays are preprocessed on the device (:class:`bench.augment.EvalPreprocess`); files go through a
-    DataLoader with the per-image evaluation transform (RGB, resize the shorter side to S / 0.875 and
-    centre-crop S x S -- 256 then 224 on ImageNet, as TS and SDCLR --, normalise).
-    """
-    if not isinstance(images, ImageFiles):
-        preprocess = EvalPreprocess(spec)
-        return extract_features(encoder, torch.from_numpy(images), lambda batch: preprocess(batch.to(device)), device,
-                                batch_size=batch_size, normalize=normalize)
-    loader = DataLoader(EvalFiles(images, lightly_eval_transform(spec)), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
-    chunks = [extract_features(encoder, batch, lambda x: x.to(device), device, batch_size=len(batch), normalize=normalize)
-              for batch in loader]
-    return torch.cat(chunks) if chunks else torch.zeros(0)

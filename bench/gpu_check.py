@@ -22,8 +22,9 @@ run of it on the leaderboard. Steps, each logged to ``DIR/gpu-check.log``:
    run's record says it resumed (``resumed_from``) and what the record says about nondeterminism.
 
 The data is ``--data-root`` (the unpacked CIFAR-10 JPEG copy with ``split/`` and the labels file) or,
-when absent, ``--shared-data`` (default ``../shared/data``: the JPEG archive, the training labels and
-the SDCLR split files) unpacked into a temporary folder.
+when absent, ``--shared-data DIR`` (a folder holding the JPEG archive, the training labels and the SDCLR
+split files) unpacked into a temporary folder. One of the two is required: the product never guesses a
+data folder outside its checkout.
 
 ``--device cpu`` is a dry run of the same code with tiny sizes (small_cnn, batch 16 for step 1, the
 ``tiny`` preset, one epoch and one split for step 3, no full-shot probe); it checks the script, not
@@ -58,7 +59,6 @@ from datasets import create_dataset
 from bench.throughput import Variant, bare_step, bare_variant, forever, measure, suite_variant, throughput_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 JPEG_ARCHIVE = Path("cifar10_jpeg") / "cifar10_jpeg_q75.tar.gz"
 LABELS = Path("cifar_labels") / "cifar10_train_labels.npy"
 SPLIT_FOLDERS = ("cifar10", "cifar10_imbSub_with_subsets")  # under splits/ of the shared data
@@ -207,11 +207,12 @@ def choose_packing(device: torch.device, dry_run: bool, candidates: int, log: Ca
 # --------------------------------------------------------------------------------------------------
 
 
-def prepare_data(data_root: Optional[Path], shared: Path, scratch: Path) -> Path:
+def prepare_data(data_root: Optional[Path], shared: Optional[Path], scratch: Path) -> Path:
     """The data root of ``cifar10_jpeg_lt --construction sdclr``: ``data_root`` as given, or the shared
     data's JPEG archive unpacked into ``scratch`` with the labels file and ``split/`` beside it."""
     if data_root is not None:
         return data_root
+    assert shared is not None, "run_gpu_check refuses to start without --data-root or --shared-data"
     archive, labels = shared / JPEG_ARCHIVE, shared / LABELS
     if not archive.is_file() or not labels.is_file():
         raise UserError(f"no --data-root and no {archive}: pass --data-root DIR (the unpacked CIFAR-10 JPEG copy with "
@@ -290,7 +291,7 @@ def results_table(records: list[dict], protocols: tuple[str, ...]) -> str:
 
 
 def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods: Optional[list[str]] = None,
-                  splits: Optional[list[int]] = None, data_root: Optional[Path] = None, shared: Path = SHARED_DATA,
+                  splits: Optional[list[int]] = None, data_root: Optional[Path] = None, shared: Optional[Path] = None,
                   epochs: Optional[int] = None, log: Optional[Callable[[str], None]] = None) -> dict:
     """Steps 1-5 into ``out`` (``out/results``: records; ``out/gpu-check.log``; ``out/gpu-check.json``).
     ``device="cpu"`` is the tiny dry run. Returns what was measured."""
@@ -306,6 +307,9 @@ def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods
         get_method_class(name)  # unknown names: one line, before any work
     if minutes <= 0:
         raise UserError(f"--minutes must be positive, got {minutes:g}.")
+    if data_root is None and shared is None:
+        raise UserError("gpu-check needs its data: pass --data-root DIR (the unpacked CIFAR-10 JPEG copy with "
+                        "cifar10_train_labels.npy and split/) or --shared-data DIR (the JPEG archive, labels and splits).")
     if epochs is not None and epochs <= 0:
         raise UserError(f"--epochs must be positive, got {epochs}.")
     if out.exists() and any(out.iterdir()):

@@ -1,6 +1,6 @@
 """A small name -> class registry, in the spirit of timm's ``register_model`` / ``create_model``.
 
-Both the method and the dataset registries are instances of :class:`Registry`. Names are the
+The method, temperature strategy, dataset and evaluation protocol registries are instances of :class:`Registry`. Names are the
 public API: they appear on the command line, in records and on the leaderboard.
 """
 
@@ -56,6 +56,10 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+    def __iter__(self):
+        """The names in the order they were registered (``--eval all`` runs protocols in that order)."""
+        return iter(list(self._entries))
 
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._entries.items())

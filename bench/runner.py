@@ -20,11 +20,9 @@ from bench import distributed
 from bench.backbones import check_backbone, create_backbone
 from bench.checkpoint import Checkpointer, StopRequest
 from bench.config import AugmentationSpec, RunConfig, resolve_config
-from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
-from bench.evaluation import FS_PROBE_SET, PROBE_SET_OF, PROTOCOLS, evaluate
-from bench.linear_svm import SOLVER
+from bench.evaluation import FS_PROBE_SET, PROTOCOLS, evaluate, features_of
 from bench.keys import GROUPS
 from bench.records import command_line, load_records, record_header, utc_now, write_record
 from bench.trainer import TrainingDiverged, select_device, train
@@ -128,7 +126,8 @@ def plan(
             raise UserError(f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
                             "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range.")
     wanted = overrides.get("eval_protocols") or RunConfig.eval_protocols
-    lacking = [p for p in wanted if p in PROBE_SET_OF and PROBE_SET_OF[p] not in spec.available_probe_sets()]
+    needs = {p: PROTOCOLS.get(p).probe_set for p in wanted}
+    lacking = [p for p, probe_set in needs.items() if probe_set and probe_set not in spec.available_probe_sets()]
     if lacking:
         raise UserError(
             f"--eval {','.join(lacking)} needs the dataset's balanced probe sets, which {dataset} --construction "
@@ -201,7 +200,9 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
+def evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: torch.device) -> dict:
+    """The record's metrics of a frozen encoder: runs, floors and ``bench evaluate``'s external encoders
+    (bench/external.py) are all scored by this one function."""
     spec = run_augmentation(config)
     start = time.perf_counter()
     # Raw pooled features once; kNN and the linear SVM take them L2-normalised (TS), SDCLR's probes raw.
@@ -241,29 +242,16 @@ def _evaluate_encoder(encoder, data: LongTailData, config: RunConfig, device: to
     return metrics
 
 
-#: Public: ``bench evaluate`` (bench/external.py) scores external encoders with this very function.
-evaluate_encoder = _evaluate_encoder
-
-
 def _probe_sets_needed(config: RunConfig, data: LongTailData) -> set[str]:
     """The probe sets of the protocols to run: the probes' own, and the dataset's FS list for
     ``linear_fs`` where it publishes one (TS on ImageNet100-LT; CIFAR subsamples the LT set)."""
-    names = {PROBE_SET_OF[p] for p in config.eval_protocols if p in PROBE_SET_OF}
-    if "linear_fs" in config.eval_protocols and FS_PROBE_SET in data.probe_sets:
-        names.add(FS_PROBE_SET)
-    return names
+    return set().union(*(PROTOCOLS.create(p).probe_sets_used(data.probe_sets) for p in config.eval_protocols))
 
 
 def _evaluation_descriptions(config: RunConfig, data: LongTailData) -> dict[str, str]:
-    """What each protocol of the record did; ``linear_fs`` names the list it trained on where the
-    dataset supplied one."""
-    described = {name: PROTOCOLS[name] for name in config.eval_protocols}
-    if "linear_fs" in described and FS_PROBE_SET in data.probe_sets:
-        described["linear_fs"] = (
-            f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on the features of the dataset's few-shot "
-            f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')"
-        )
-    return described
+    """What each protocol of the record did (``linear_fs`` names the list it trained on where the
+    dataset supplied one)."""
+    return {name: PROTOCOLS.create(name).describe(data) for name in config.eval_protocols}
 
 
 def run_augmentation(config: RunConfig) -> AugmentationSpec:
@@ -342,7 +330,7 @@ def run_one(
         return record
     train_seconds = time.perf_counter() - start
     method.eval()
-    metrics = _evaluate_encoder(method.backbone, data, config, device)
+    metrics = evaluate_encoder(method.backbone, data, config, device)
     record.update(
         metrics={k: v for k, v in metrics.items() if k != "timing"},
         timing={"train_seconds": train_seconds, **{f"eval_{k}_seconds": v for k, v in metrics["timing"].items()}},
@@ -387,7 +375,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     raw = base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
     raw["metrics"] = {
-        k: v for k, v in _evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
+        k: v for k, v in evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
     }
     records.append(raw)
 
@@ -399,7 +387,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
         "name": "floor:random_init",
         "description": f"{config.backbone} with random weights (seed {config.seed})",
     }
-    rand["metrics"] = {k: v for k, v in _evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
+    rand["metrics"] = {k: v for k, v in evaluate_encoder(backbone, data, config, device).items() if k != "timing"}
     records.append(rand)
     for record in records:
         record["finished_at"] = utc_now()

@@ -2,7 +2,7 @@
 (SDCLR, BCL, TS). Chen et al., ICML 2020."""
 
 from methods.base import ContrastiveMethod
-from methods.registry import register_method
+from methods.registry import register_method, register_strategy
 from methods.temperature import ConstantTemperature
 
 
@@ -13,3 +13,8 @@ class ConstantTau(ContrastiveMethod):
     role = "objective"
     description = "SimCLR, NT-Xent with a constant temperature (tau = 0.2)"
     temperature = ConstantTemperature(tau=0.2)
+
+
+# The baseline's tau is also a strategy: `sdclr+constant` names an objective at tau 0.2 explicitly, and
+# `constant+constant` is the A/A control of `bench throughput`.
+register_strategy("constant", ConstantTau.temperature)

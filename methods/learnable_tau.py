@@ -14,4 +14,4 @@ class LearnableTau(ContrastiveMethod):
 
     description = "SimCLR with a learned scalar temperature (init 0.2, clamped to [0.01, 1])"
     citation = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision (CLIP), ICML 2021"
-    temperature = LearnableTemperature(init=0.2, low=0.01, high=1.0)
+    temperature = LearnableTemperature(tau=0.2, tau_min=0.01, tau_max=1.0)

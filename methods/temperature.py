@@ -8,9 +8,10 @@ similarities) it returns tau as a float or a tensor; a learnable strategy owns i
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from lightly.utils.scheduler import cosine_schedule
@@ -32,27 +33,39 @@ class TrainingProgress:
 
 
 class TemperatureStrategy(nn.Module):
-    """Base class: ``strategy(progress, similarities=None) -> float | Tensor``."""
+    """Base class: ``strategy(progress, similarities=None) -> float | Tensor``.
+
+    A strategy's parameters are its constructor's arguments, each kept as an attribute of the same
+    name (``self.tau_min = tau_min``): :meth:`init_args` reads them back to rebuild it, and the command
+    line's ``--tau`` / ``--tau-min`` / ``--tau-max`` override the arguments called ``tau`` /
+    ``tau_min`` / ``tau_max`` of the strategies that have them -- no table to keep in step."""
 
     #: True when tau depends on the pair (a (2N, 2N) tensor): the NT-Xent then needs similarities.
     per_pair: bool = False
-    #: Command-line overrides this strategy accepts: option name (``tau``, ``tau_min``, ``tau_max``)
-    #: -> constructor argument.
-    overridable: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """The constructor's argument names, the names overrides use (``tau``, ``tau_min``, ...)."""
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # after self
+        return tuple(p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
     def init_args(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild this strategy."""
-        return {}
+        """The constructor arguments that rebuild this strategy, read from the same-named attributes."""
+        missing = [name for name in self.options() if not hasattr(self, name)]
+        if missing:
+            raise TypeError(f"{type(self).__name__} must keep its constructor arguments as attributes of the same name "
+                            f"(self.{missing[0]} = {missing[0]}) so that overrides can rebuild it")
+        return {name: getattr(self, name) for name in self.options()}
 
     def with_overrides(self, overrides: dict[str, float]) -> "TemperatureStrategy":
-        """A copy with the applicable command-line overrides (validated by the constructor)."""
-        applicable = {self.overridable[k]: v for k, v in overrides.items() if k in self.overridable}
+        """A copy with the overrides that name one of its arguments (validated by the constructor)."""
+        applicable = {k: v for k, v in overrides.items() if self.accepts(k)}
         if not applicable:
             return copy.deepcopy(self)
         return type(self)(**{**self.init_args(), **applicable})
 
     def accepts(self, option: str) -> bool:
-        return option in self.overridable
+        return option in self.options()
 
     def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None):
         raise NotImplementedError
@@ -83,15 +96,10 @@ def _check_positive(name: str, value: float) -> None:
 class ConstantTemperature(TemperatureStrategy):
     """A fixed tau, the SimCLR baseline. Default 0.2, the baseline of the long-tail papers."""
 
-    overridable = {"tau": "tau"}
-
     def __init__(self, tau: float = 0.2) -> None:
         super().__init__()
         _check_positive("tau", tau)
         self.tau = float(tau)
-
-    def init_args(self) -> dict[str, Any]:
-        return {"tau": self.tau}
 
     def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> float:
         return self.tau
@@ -105,34 +113,30 @@ class CosineTemperature(TemperatureStrategy):
 
         tau(e) = tau_minus + 0.5 (tau_plus - tau_minus) (1 + cos(2 pi e / T))
 
-    computed once per epoch. Paper defaults: tau_minus = 0.1, tau_plus = 1.0, T = 400 epochs (5 cycles
-    over 2000 epochs on CIFAR-LT). ``period=None`` takes T from the run (its preset or epochs / 5).
-    ``e`` is the 0-based epoch index, so the first epoch uses exactly tau_plus; the official code
-    counts epochs from 1, a shift of one epoch out of T. Values come from lightly's
-    ``cosine_schedule`` with ``period`` (added to lightly for this schedule, lightly issue #1319).
+    computed once per epoch, with tau_minus = ``tau_min`` and tau_plus = ``tau_max``. Paper defaults:
+    tau_minus = 0.1, tau_plus = 1.0, T = 400 epochs (5 cycles over 2000 epochs on CIFAR-LT).
+    ``period=None`` takes T from the run (its preset or epochs / 5). ``e`` is the 0-based epoch index,
+    so the first epoch uses exactly tau_plus; the official code counts epochs from 1, a shift of one
+    epoch out of T. Values come from lightly's ``cosine_schedule`` with ``period`` (added to lightly
+    for this schedule, lightly issue #1319).
     """
 
-    def __init__(self, tau_minus: float = 0.1, tau_plus: float = 1.0, period: int | None = None) -> None:
+    def __init__(self, tau_min: float = 0.1, tau_max: float = 1.0, period: int | None = None) -> None:
         super().__init__()
-        _check_positive("tau_minus", tau_minus)
-        _check_positive("tau_plus", tau_plus)
-        if tau_minus > tau_plus:
-            raise UserError(f"tau_minus ({tau_minus}) must not exceed tau_plus ({tau_plus}).")
+        _check_positive("tau_min", tau_min)
+        _check_positive("tau_max", tau_max)
+        if tau_min > tau_max:
+            raise UserError(f"tau_min ({tau_min}) must not exceed tau_max ({tau_max}).")
         if period is not None and period <= 0:
             raise UserError(f"the cosine period T must be a positive number of epochs, got {period}.")
-        self.tau_minus = float(tau_minus)
-        self.tau_plus = float(tau_plus)
+        self.tau_min = float(tau_min)
+        self.tau_max = float(tau_max)
         self.period = period
-
-    overridable = {"tau_min": "tau_minus", "tau_max": "tau_plus"}
-
-    def init_args(self) -> dict[str, Any]:
-        return {"tau_minus": self.tau_minus, "tau_plus": self.tau_plus, "period": self.period}
 
     def value(self, epoch: float, period: int) -> float:
         """tau at (0-based) epoch ``epoch`` for period ``period``."""
         return cosine_schedule(
-            step=epoch, max_steps=max(int(epoch), 1), start_value=self.tau_plus, end_value=self.tau_minus, period=period
+            step=epoch, max_steps=max(int(epoch), 1), start_value=self.tau_max, end_value=self.tau_min, period=period
         )
 
     def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> float:
@@ -140,7 +144,7 @@ class CosineTemperature(TemperatureStrategy):
 
     def describe(self) -> str:
         period = f"T = {self.period}" if self.period else "T from the run"
-        return f"cosine tau from {self.tau_plus:g} down to {self.tau_minus:g} and back, {period} epochs"
+        return f"cosine tau from {self.tau_max:g} down to {self.tau_min:g} and back, {period} epochs"
 
 
 class PairwiseCosineTemperature(TemperatureStrategy):
@@ -156,7 +160,6 @@ class PairwiseCosineTemperature(TemperatureStrategy):
 
     per_pair = True
     log_every_step = False
-    overridable = {"tau_min": "tau_min", "tau_max": "tau_max"}
 
     def __init__(self, tau_min: float = 0.07, tau_max: float = 0.2) -> None:
         super().__init__()
@@ -166,9 +169,6 @@ class PairwiseCosineTemperature(TemperatureStrategy):
             raise UserError(f"tau_min ({tau_min}) must not exceed tau_max ({tau_max}).")
         self.tau_min = float(tau_min)
         self.tau_max = float(tau_max)
-
-    def init_args(self) -> dict[str, Any]:
-        return {"tau_min": self.tau_min, "tau_max": self.tau_max}
 
     def value(self, similarities: torch.Tensor) -> torch.Tensor:
         return self.tau_min + 0.5 * (self.tau_max - self.tau_min) * (1 + torch.cos(torch.pi * (1 + similarities)))
@@ -190,29 +190,30 @@ class PairwiseCosineTemperature(TemperatureStrategy):
 
 class LearnableTemperature(TemperatureStrategy):
     """A learned scalar temperature, CLIP style (Radford et al. 2021): tau = exp(log_tau), log_tau an
-    ``nn.Parameter`` optimised with the network (no weight decay), initialised at the baseline 0.2 and
-    clamped after every optimiser step to [0.01, 1.0] (open_clip clamps its logit scale the same way)."""
+    ``nn.Parameter`` optimised with the network (no weight decay), initialised at ``tau`` (the baseline
+    0.2) and clamped after every optimiser step to [``tau_min``, ``tau_max``] = [0.01, 1.0] (open_clip
+    clamps its logit scale the same way)."""
 
-    overridable = {"tau": "init", "tau_min": "low", "tau_max": "high"}
-
-    def __init__(self, init: float = 0.2, low: float = 0.01, high: float = 1.0) -> None:
+    def __init__(self, tau: float = 0.2, tau_min: float = 0.01, tau_max: float = 1.0) -> None:
         super().__init__()
-        for name, value in (("tau", init), ("tau_min", low), ("tau_max", high)):
+        for name, value in (("tau", tau), ("tau_min", tau_min), ("tau_max", tau_max)):
             _check_positive(name, value)
-        if not low <= init <= high:
-            raise UserError(f"the learnable tau must start inside its clamp: {low} <= {init} <= {high}.")
-        self.low, self.high = float(low), float(high)
-        self.log_tau = nn.Parameter(torch.tensor(math.log(init)))
+        if not tau_min <= tau <= tau_max:
+            raise UserError(f"the learnable tau must start inside its clamp: {tau_min} <= {tau} <= {tau_max}.")
+        self.tau_min, self.tau_max = float(tau_min), float(tau_max)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
 
-    def init_args(self) -> dict[str, Any]:
-        return {"init": float(self.log_tau.detach().exp()), "low": self.low, "high": self.high}
+    @property
+    def tau(self) -> float:
+        """The current tau (the starting value until training moves it)."""
+        return float(self.log_tau.detach().exp())
 
     def forward(self, progress: TrainingProgress, similarities: torch.Tensor | None = None) -> torch.Tensor:
         return self.log_tau.exp()
 
     @torch.no_grad()
     def after_step(self) -> None:
-        self.log_tau.clamp_(math.log(self.low), math.log(self.high))
+        self.log_tau.clamp_(math.log(self.tau_min), math.log(self.tau_max))
 
     def describe(self) -> str:
-        return f"learned scalar tau, starts at {float(self.log_tau.detach().exp()):g}, clamped to [{self.low:g}, {self.high:g}]"
+        return f"learned scalar tau, starts at {self.tau:g}, clamped to [{self.tau_min:g}, {self.tau_max:g}]"

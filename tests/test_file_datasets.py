@@ -18,7 +18,8 @@ from PIL import Image
 
 from bench.cli import main
 from bench.config import AugmentationSpec
-from bench.data import LoaderBatches, features_of
+from bench.data import LoaderBatches
+from bench.evaluation import features_of
 from bench.errors import UserError
 from datasets import create_dataset
 from datasets.cifar import CIFAR10_CLASSES, jpeg_train_paths

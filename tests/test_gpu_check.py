@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.gpu_check import SHARED_DATA, plan_epochs, run_gpu_check
+from bench.gpu_check import plan_epochs, run_gpu_check
 from bench.launch import Job, bench_command, run_jobs
 from bench.records import load_records
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout; tests only
 
 needs_shared = pytest.mark.skipif(not (SHARED_DATA / "cifar10_jpeg" / "cifar10_jpeg_q75.tar.gz").is_file(),
                                   reason=f"the CIFAR-10 JPEG copy is not in {SHARED_DATA}")
@@ -20,7 +22,7 @@ needs_shared = pytest.mark.skipif(not (SHARED_DATA / "cifar10_jpeg" / "cifar10_j
 def test_dry_run_does_every_step(tmp_path):
     lines: list[str] = []
     out = tmp_path / "check"
-    summary = run_gpu_check(out, "cpu", log=lines.append)
+    summary = run_gpu_check(out, "cpu", shared=SHARED_DATA, log=lines.append)
     variants = summary["step1"]["throughput"]["variants"]
     assert set(variants) == {"constant", "cosine_tau", "constant (A/A)", "bare", "limit"}
     assert summary["step1"]["constant_over_limit"] > 0 and summary["step1"]["projected_hours"] > 0
@@ -68,6 +70,8 @@ def test_bad_input_is_one_line(capsys, tmp_path):
     assert "unknown method" in capsys.readouterr().err
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "keep.txt").write_text("a user's file")
-    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "c")]) == 2
+    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "c"), "--data-root", str(tmp_path)]) == 2
     assert "not empty" in capsys.readouterr().err and (tmp_path / "c" / "keep.txt").read_text() == "a user's file"
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "d")]) == 2  # no data folder given
+    assert capsys.readouterr().err.startswith("error: gpu-check needs its data: pass --data-root DIR")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "d").exists()

@@ -45,7 +45,7 @@ def test_predictions_equal_linearsvc_as_the_protocol_called_it(digits):
     train, test = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
     ours = linear_probe_predict(torch.from_numpy(x[train]).float(), torch.from_numpy(y[train]),
                                 torch.from_numpy(x[test]).float())
-    # The call the TS probe made until this solver replaced it (bench/evaluation.py history).
+    # The call the TS probe made until this solver replaced it (bench/evaluation.py, now bench/evaluation/linear.py, history).
     sklearn = LinearSVC(C=1.0, dual="auto", max_iter=5000, random_state=0).fit(x[train].astype(np.float32), y[train])
     np.testing.assert_array_equal(ours, sklearn.predict(x[test].astype(np.float32)))
 

@@ -23,11 +23,11 @@ def progress(epoch: int, period: int = 400) -> TrainingProgress:
     [(0, 1.0), (100, 0.55), (200, 0.1), (300, 0.55), (400, 1.0), (600, 0.1), (2000, 1.0)],
 )
 def test_cosine_schedule_values_at_quarter_periods(epoch, expected):
-    assert CosineTemperature(tau_minus=0.1, tau_plus=1.0)(progress(epoch, period=400)) == pytest.approx(expected)
+    assert CosineTemperature(tau_min=0.1, tau_max=1.0)(progress(epoch, period=400)) == pytest.approx(expected)
 
 
 def test_cosine_schedule_matches_the_papers_formula_everywhere():
-    strategy = CosineTemperature(tau_minus=0.1, tau_plus=1.0, period=400)
+    strategy = CosineTemperature(tau_min=0.1, tau_max=1.0, period=400)
     for epoch in range(0, 801, 7):
         formula = 0.1 + 0.5 * (1.0 - 0.1) * (1 + math.cos(2 * math.pi * epoch / 400))
         assert strategy(progress(epoch, period=10)) == pytest.approx(formula)  # its own T wins over the run's
@@ -43,8 +43,8 @@ def test_cosine_schedule_matches_the_official_half_period_form():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"tau_minus": 0.0}, "tau_minus must be > 0"), ({"tau_plus": -1}, "tau_plus must be > 0"),
-     ({"tau_minus": 0.5, "tau_plus": 0.2}, "must not exceed"), ({"period": 0}, "positive number of epochs")],
+    [({"tau_min": 0.0}, "tau_min must be > 0"), ({"tau_max": -1}, "tau_max must be > 0"),
+     ({"tau_min": 0.5, "tau_max": 0.2}, "must not exceed"), ({"period": 0}, "positive number of epochs")],
 )
 def test_cosine_schedule_refuses_bad_parameters(kwargs, message):
     with pytest.raises(UserError, match=message):

@@ -13,7 +13,7 @@ from bench import runner
 from bench.cli import main
 from bench.errors import UserError
 from bench.evaluation import (EVAL_SUITES, balanced_subsample, evaluate, parse_eval, sgd_linear_probe_predict)
-from datasets import DATASETS
+from datasets import DATASETS, create_dataset
 from datasets.cifar import sdclr_split_paths
 
 
@@ -179,7 +179,7 @@ def test_runs_probe_on_raw_features_and_vote_on_normalised_ones(monkeypatch):
     seen = {}
     monkeypatch.setattr(runner, "evaluate", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs) or {})
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 16))
-    runner._evaluate_encoder(encoder, data, config, torch.device("cpu"))
+    runner.evaluate_encoder(encoder, data, config, torch.device("cpu"))
     train, test = seen["args"][0], seen["args"][2]
     assert torch.allclose(train.norm(dim=1), torch.ones(24)) and torch.allclose(test.norm(dim=1), torch.ones(24))
     probe = seen["kwargs"]["probe_sets"]["full"][0]
@@ -208,3 +208,60 @@ def test_cifar_keeps_the_balanced_subsample_rule_for_fs(tmp_path):
     data = runner.load_data(run_plan)
     assert "fs" not in data.probe_sets
     assert runner._probe_sets_needed(run_plan.configs[0], data) == set()
+
+
+def test_a_registered_protocol_is_one_class_that_eval_evaluate_and_records_pick_up(capsys):
+    """A new protocol is one @register_protocol class: --eval parses its name, evaluate() runs it, and
+    the record's description is its own; unknown names list every registered one."""
+    from bench.evaluation import PROTOCOLS, EvaluationProtocol, register_protocol
+
+    @register_protocol("test_majority_class")
+    class MajorityClass(EvaluationProtocol):
+        description = "the most frequent training label for every test image"
+
+        def predict(self, inputs, shared):
+            return np.full(len(inputs.test_feats), int(np.bincount(np.asarray(inputs.train_labels)).argmax()))
+
+    try:
+        assert parse_eval("knn1,test_majority_class") == ("knn1", "test_majority_class")
+        y = np.array([0, 0, 0, 1])
+        out = evaluate(np.eye(4), y, np.eye(4), y, 2, np.array(["many", "few"]), protocols=("test_majority_class",))
+        assert out["test_majority_class"]["overall"] == 50.0 and out["test_majority_class"]["few"] == 0.0
+        assert runner._evaluation_descriptions(type("C", (), {"eval_protocols": ("test_majority_class",)})(),
+                                               type("D", (), {"probe_sets": {}})()) == {
+            "test_majority_class": "the most frequent training label for every test image"}
+        with pytest.raises(UserError, match="protocols: knn1, knn10, wknn, linear, linear_fs, probe_full, probe_few, "
+                                            "test_majority_class"):
+            parse_eval("nope")
+    finally:
+        PROTOCOLS._entries.pop("test_majority_class")
+    assert "test_majority_class" not in EVAL_SUITES["all"]  # suites are fixed when the package loads
+
+
+def test_weighted_knn_k_is_200_or_the_rarest_class_whichever_is_smaller():
+    """Issue 15: k = min(200, training images of the rarest class), stated in the record. Here 300
+    images of class 0 lie at cosine 0.9 to the queries and 5 of class 1 at 1.0: lightly's k = 200 lets
+    class 0 out-vote the tail (195 e^9 > 5 e^10); k = 5 sees the five tail neighbours."""
+    from types import SimpleNamespace
+
+    from bench.evaluation import knn_weighted_predict
+
+    query = np.array([[1.0, 0.0]])
+    near = np.array([[0.9, np.sqrt(1 - 0.81)]])
+    train = np.vstack([np.repeat(near, 300, axis=0), np.repeat(query, 5, axis=0)])
+    labels = np.repeat([0, 1], [300, 5])
+    assert knn_weighted_predict(train, labels, query, 2, k=200)[0] == 0
+    out = evaluate(train, labels, query, np.array([1]), 2, np.array(["many", "few"]), protocols=("wknn",))
+    assert out["wknn"]["few"] == 100.0  # k = 5: the tail class wins
+
+    described = runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)),
+                                                 SimpleNamespace(probe_sets={}, train_labels=labels))
+    assert described == {"wknn": "weighted kNN, k=min(200, rarest class)=5, t=0.1 "
+                                 "(lightly.utils.benchmarking.knn_predict), class-averaged"}
+    many = SimpleNamespace(probe_sets={}, train_labels=np.repeat([0, 1, 2], [900, 400, 250]))
+    assert "k=min(200, rarest class)=200, t=0.1" in runner._evaluation_descriptions(
+        SimpleNamespace(eval_protocols=("wknn",)), many)["wknn"]
+    digits = create_dataset("digits_lt").load()  # the case issue 15 names: 503 training images, 12 in the rarest class
+    assert (len(digits.train_labels), np.bincount(digits.train_labels).min()) == (503, 12)
+    assert "k=min(200, rarest class)=12," in runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)),
+                                                                             digits)["wknn"]

@@ -9,8 +9,6 @@ import torch
 from lightly.loss import NTXentLoss
 
 from bench.backbones import create_backbone
-from bench.checkpoint import Checkpointer, StopRequest, TrainingInterrupted
-from bench.runner import load_data, plan, run_one
 from methods import create_method
 from methods.losses import info_nce_per_query, queue_similarities
 from methods.pruning import DualBatchNorm, global_magnitude_masks
@@ -176,36 +174,3 @@ def test_moco_with_a_per_pair_temperature_uses_one_tau_per_query_key_pair():
     assert torch.isfinite(loss)
     log = method.epoch_log()
     assert 0.07 <= log["tau_p10"] <= log["tau"] <= log["tau_p90"] <= 0.2
-
-
-# --- state that must survive a checkpoint ----------------------------------------------------
-class StopAfterSteps(StopRequest):
-    """A stop request that arrives after ``steps`` training steps (as SIGTERM would)."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.left = steps
-
-    @property
-    def requested(self) -> bool:
-        self.left -= 1
-        if self.left < 0:
-            self.signal_name = "test"
-        return self.signal_name is not None
-
-
-@pytest.mark.parametrize("method", ["sdclr", "moco"])
-def test_interrupted_and_resumed_runs_end_where_uninterrupted_ones_do(tmp_path, method):
-    # 3 epochs of 7 steps; stopped mid-epoch 2, after the masks were recomputed and the queue filled.
-    run_plan = plan([method], "digits_lt", [0], "tiny", {"epochs": 3}, "cpu", tmp_path / "results")
-    config, data = run_plan.configs[0], load_data(run_plan)
-    device = torch.device("cpu")
-    reference = run_one(config, data, device, show_progress=False)
-
-    checkpointer = Checkpointer(tmp_path / "run.pt", every_epochs=1)
-    with pytest.raises(TrainingInterrupted):
-        run_one(config, data, device, show_progress=False, checkpointer=checkpointer, stop=StopAfterSteps(10))
-    resumed = run_one(config, data, device, show_progress=False, checkpointer=checkpointer)
-    assert resumed["resumed_from"]["step"] == 11
-    assert [e["loss"] for e in resumed["history"]] == [e["loss"] for e in reference["history"]]
-    assert resumed["metrics"] == reference["metrics"]

@@ -28,7 +28,9 @@ writes the gradient with the batch estimate, the code with s. One deliberate dif
 averages every loss over the 2N views, the code sums the two views of each sample (``loss_1 +
 loss_2``), so its gradient is twice the suite's at the same learning rate. The DRO loss's gradient is
 also about tau_i times NT-Xent's (its rows are tau-scaled log-sum-exps): at the suite's shared preset
-learning rate isogclr takes smaller steps than constant, as the official code does against SupCon.
+learning rate isogclr takes smaller steps than constant, as the official code does against SupCon (the
+official CIFAR run: LARS, ``set_optimizer`` in ``unimodal_exps/util.py``, lr 0.8 at batch 128; the suite
+trains every method with its preset's SGD).
 
 As a temperature strategy: ``isogclr`` is SimCLR with it; ``bcl+isogclr``, ``sdclr+isogclr`` and
 ``constant+isogclr`` use the objective's views and branches with iSogCLR's loss over its NT-Xent

@@ -22,7 +22,9 @@ the official ``train_cifar.py`` (methods ``simclr_GH`` / ``sdclr_GH``, ``--bcl``
   loss + w GH with w rising linearly to 1 over ``GH_warm_up`` = 10 epochs.
 
 Epoch counts scale with the run as the suite's other epoch counts: the warm-up is 500 / 1000 of the
-run's epochs, the ramp 10 / 1000 (at least 1 epoch), the refresh interval 20 / 1000 (at least 1). The
+run's epochs, the ramp 10 / 1000 (at least 1 epoch), the refresh interval 20 / 1000 (at least 1); on
+ImageNet-sized inputs those of ``train_imagenet_places.py`` (README ``--warm_up 400``, defaults
+``--epochs 500 --GH_warm_up 30``): 400 / 500, 30 / 500 and 20 / 500. K = 100 there as well. The
 momenta 0.9 / 0.999 are per visit of a sample and are kept, so in a short run pi moves less after the
 warm-up than in the official 1000 epochs. Deviations: pi is refreshed at the start of the epoch after
 a refresh epoch (the official code recomputes it at every step of that epoch, so its last steps use a
@@ -52,8 +54,12 @@ from methods.registry import register_method
 from methods.sdclr import SDCLR
 from methods.temperature import TrainingProgress
 
-#: The official run: ``--warm_up 500`` of ``--epochs 1000``, ``--GH_warm_up 10``, pi refreshed every 20 epochs.
-OFFICIAL_EPOCHS, OFFICIAL_WARM_UP, OFFICIAL_RAMP, OFFICIAL_REFRESH = 1000, 500, 10, 20
+#: The official runs as (epochs, warm-up, GH ramp, pi refresh interval): CIFAR-100-LT (``train_cifar.py``,
+#: README ``--warm_up 500``, default ``--epochs 1000 --GH_warm_up 10``) and ImageNet-LT / Places-LT
+#: (``train_imagenet_places.py``, README ``--warm_up 400``, defaults ``--epochs 500 --GH_warm_up 30``); pi
+#: is refreshed every 20 epochs in both.
+OFFICIAL_SCHEDULE = (1000, 500, 10, 20)
+OFFICIAL_LARGE_IMAGE_SCHEDULE = (500, 400, 30, 20)
 
 
 def simplex_etf(k: int, d: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,10 +126,15 @@ class GeometricHarmonization:
         self._gh_term: torch.Tensor | None = None
 
     @staticmethod
-    def schedule(total_epochs: int) -> tuple[int, int, int]:
-        """(warm-up, ramp, refresh) epochs of a run of ``total_epochs``: the official ones scaled."""
-        scale = total_epochs / OFFICIAL_EPOCHS
-        return (round(OFFICIAL_WARM_UP * scale), max(1, round(OFFICIAL_RAMP * scale)), max(1, round(OFFICIAL_REFRESH * scale)))
+    def scaled_schedule(total_epochs: int, large_images: bool = False) -> tuple[int, int, int]:
+        """(warm-up, ramp, refresh) epochs of a run of ``total_epochs``: the official run's (ImageNet-LT's
+        on ImageNet-sized inputs) scaled by ``total_epochs`` over its epochs; ramp and refresh >= 1."""
+        epochs, warm_up, ramp, refresh = OFFICIAL_LARGE_IMAGE_SCHEDULE if large_images else OFFICIAL_SCHEDULE
+        scale = total_epochs / epochs
+        return round(warm_up * scale), max(1, round(ramp * scale)), max(1, round(refresh * scale))
+
+    def schedule(self, total_epochs: int) -> tuple[int, int, int]:
+        return self.scaled_schedule(total_epochs, self.large_images)
 
     def gh_weight(self, progress: TrainingProgress) -> float:
         """w of the epoch: 0 in the warm-up, then (epoch + 1 - warm_up) / ramp up to 1."""

@@ -94,12 +94,14 @@ def test_sinkhorn_and_gh_loss_equal_the_official_code(prior):
 
 
 def test_schedule_scales_the_official_epochs_and_the_weight_follows_train_cifar():
-    assert GeometricHarmonization.schedule(1000) == (500, 10, 20)  # the official run
-    assert GeometricHarmonization.schedule(200) == (100, 2, 4)
-    assert GeometricHarmonization.schedule(40) == (20, 1, 1)
+    assert GeometricHarmonization.scaled_schedule(1000) == (500, 10, 20)  # the official CIFAR run
+    assert GeometricHarmonization.scaled_schedule(200) == (100, 2, 4)
+    assert GeometricHarmonization.scaled_schedule(40) == (20, 1, 1)
+    assert GeometricHarmonization.scaled_schedule(500, large_images=True) == (400, 30, 20)  # ImageNet-LT's
+    assert GeometricHarmonization.scaled_schedule(800, large_images=True) == (640, 48, 32)
     method = _method("gh")
     for total in (1000, 200, 40):
-        warm_up, ramp, _ = GeometricHarmonization.schedule(total)
+        warm_up, ramp, _ = GeometricHarmonization.scaled_schedule(total)
         for epoch in range(total):
             progress = TrainingProgress(epoch, 0, 1, total, 1)
             assert method.gh_weight(progress) == pytest.approx(official_w(epoch, warm_up, ramp))

@@ -204,6 +204,8 @@ class SDCLRWithGH(GeometricHarmonization, SDCLR):
 
     description = "SDCLR + Geometric Harmonization (GH on the dense and pruned branches' projections)"
     citation = SimCLRWithGH.citation
+    #: A row of its own from its first record: version 1, not its objective's (recipes are per row).
+    recipe_version = 1
 
 
 @register_method("bcl_gh")
@@ -212,3 +214,5 @@ class BCLWithGH(GeometricHarmonization, BoostedContrastiveLearning):
 
     description = "BCL-I + Geometric Harmonization (momentum losses from the contrastive part only)"
     citation = SimCLRWithGH.citation
+    #: A row of its own from its first record: version 1, not its objective's (recipes are per row).
+    recipe_version = 1

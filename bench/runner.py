@@ -341,7 +341,19 @@ def run_one(
         resumed_from=result.resumed_from,
         finished_at=utc_now(),
     )
+    sample_tau = method.temperature_strategy.sample_values()
+    if sample_tau is not None:  # per-sample temperatures (isogclr): the final tau of each class
+        record["tau_per_class"] = tau_per_class(sample_tau, data.train_labels)
     return record
+
+
+def tau_per_class(sample_tau: torch.Tensor, train_labels: np.ndarray) -> dict[str, list]:
+    """The final per-sample temperatures summarised per training class: each class's mean tau and its
+    size, classes in label order (what the report draws against class size)."""
+    tau = sample_tau.detach().float().cpu().numpy()
+    classes = np.unique(train_labels)
+    return {"class": [int(c) for c in classes], "count": [int((train_labels == c).sum()) for c in classes],
+            "mean_tau": [float(tau[train_labels == c].mean()) for c in classes]}
 
 
 def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> Callable[[ContrastiveMethod], dict]:

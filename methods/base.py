@@ -76,6 +76,7 @@ class ContrastiveMethod(nn.Module):
         cls = type(self)
         default = cls.large_image_temperature if self.large_images and cls.large_image_temperature else cls.temperature
         self.temperature_strategy: TemperatureStrategy = default.with_overrides(temperature_overrides or {})
+        self.temperature_strategy.bind(num_train_samples)  # per-sample strategies size their state
         self._epoch_tau: list[dict[str, float]] = []
 
     # --- what the trainer and the evaluation call -------------------------------------------
@@ -92,16 +93,19 @@ class ContrastiveMethod(nn.Module):
         """The loss of one batch (a scalar tensor). ``indices`` are the samples' dataset indices."""
         # One forward over both views: half the kernel launches, BatchNorm statistics over 2N images.
         z0, z1 = self(torch.cat([view0, view1])).chunk(2)
-        return self.contrastive_loss(z0, z1, progress).mean()
+        return self.contrastive_loss(z0, z1, progress, indices).mean()
 
-    def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress) -> torch.Tensor:
-        """Per-view NT-Xent (2N,) between the views z0 and z1, with this method's temperature.
+    def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress,
+                         indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-view NT-Xent (2N,) between the views z0 and z1, with this method's temperature;
+        ``indices`` (the samples' dataset indices) reach per-sample strategies (iSogCLR).
 
         Under torchrun the projections of all ranks are gathered first (with gradient): every rank
         then computes the loss of the whole global batch, equal to the single-process loss."""
         z0, z1 = gather(z0), gather(z1)
+        indices = gather(indices) if indices is not None else None
         positives, exclude = nt_xent_layout(z0.shape[0], z0.device)
-        return self.tempered_cross_entropy(cosine_similarity_matrix(z0, z1), positives, exclude, progress)
+        return self.tempered_cross_entropy(cosine_similarity_matrix(z0, z1), positives, exclude, progress, indices)
 
     def tempered_cross_entropy(
         self,
@@ -109,14 +113,26 @@ class ContrastiveMethod(nn.Module):
         positives: torch.Tensor,
         exclude: torch.Tensor | None,
         progress: TrainingProgress,
+        indices: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-row contrastive loss (:func:`methods.losses.contrastive_cross_entropy`) with the tau of
-        this method's strategy (per pair: from the detached similarities); logs the tau it used."""
-        tau_input = similarities.detach() if self.temperature_strategy.per_pair else None
-        tau = self.temperature_strategy(progress, tau_input)
+        this method's strategy (per pair: from the detached similarities); logs the tau it used. A
+        per-sample strategy computes its own loss from the rows' sample ``indices``."""
+        strategy = self.temperature_strategy
+        if strategy.per_sample:
+            if indices is None:
+                raise ValueError(f"{self.registered_name}: a per-sample temperature needs the batch's sample indices")
+            per_row, tau = strategy.loss(similarities, positives, exclude, indices, progress)
+            self.log_tau(tau, exclude)
+            return per_row
+        tau = strategy(progress, similarities.detach() if strategy.per_pair else None)
+        self.log_tau(tau, exclude)
+        return contrastive_cross_entropy(similarities, tau, positives, exclude)
+
+    def log_tau(self, tau: float | torch.Tensor, exclude: torch.Tensor | None = None) -> None:
+        """Keep the strategy's summary of the tau a step used, for the epoch's log."""
         if self.temperature_strategy.log_every_step or not self._epoch_tau:
             self._epoch_tau.append(self.temperature_strategy.summarize(tau, exclude))
-        return contrastive_cross_entropy(similarities, tau, positives, exclude)
 
     def on_epoch_start(self, progress: TrainingProgress) -> None:
         """Hook: called before the first step of every epoch (SDCLR re-prunes here)."""
@@ -133,10 +149,11 @@ class ContrastiveMethod(nn.Module):
 
     def epoch_log(self) -> dict[str, float]:
         """Values for the per-epoch log: the mean of each tau summary over the epoch's steps."""
+        strategy_log = self.temperature_strategy.epoch_log()
         if not self._epoch_tau:
-            return {}
+            return strategy_log
         keys = self._epoch_tau[0].keys()
-        return {k: float(sum(t[k] for t in self._epoch_tau)) / len(self._epoch_tau) for k in keys}
+        return {**{k: float(sum(t[k] for t in self._epoch_tau)) / len(self._epoch_tau) for k in keys}, **strategy_log}
 
     # The taus logged so far in this epoch travel with the state_dict, so a run resumed mid-epoch
     # logs the same epoch mean as an uninterrupted one.
@@ -155,6 +172,12 @@ class ContrastiveMethod(nn.Module):
         if own:
             groups.append({"params": list(self.temperature_strategy.parameters()), "weight_decay": 0.0})
         return groups
+
+    @classmethod
+    def strategy_refusal(cls, strategy_name: str, temperature: TemperatureStrategy) -> str | None:
+        """Why ``<this objective>+<strategy_name>`` cannot be built (one line), or None; an objective
+        whose loss cannot take some strategies overrides it (dcl: no per-pair tau)."""
+        return temperature.objective_refusal(cls)
 
     @classmethod
     def recipe_for(cls, batch_size: int) -> dict[str, float]:

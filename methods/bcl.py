@@ -86,7 +86,7 @@ class BoostedContrastiveLearning(ContrastiveMethod):
         self, view0: torch.Tensor, view1: torch.Tensor, indices: torch.Tensor, progress: TrainingProgress
     ) -> torch.Tensor:
         z0, z1 = self(torch.cat([view0, view1])).chunk(2)
-        per_view = self.contrastive_loss(z0, z1, progress)
+        per_view = self.contrastive_loss(z0, z1, progress, indices)
         # Under torchrun the loss covers the global batch (all ranks' views, rank order): so do the indices.
         momentum_update(self.momentum_loss, self.seen, gather(indices), per_sample_loss(per_view.detach()), self.beta)
         return per_view.mean()

@@ -74,6 +74,9 @@ def get_method_class(name: str) -> type["ContrastiveMethod"]:
     strategy = STRATEGIES.get(strategy_name)
     if not objective.accepts_temperature_strategies:
         raise UserError(f"method {objective_name!r} has its own temperature and does not combine with {strategy_name!r}.")
+    refusal = objective.strategy_refusal(strategy_name, strategy.temperature)
+    if refusal:
+        raise UserError(f"method {name!r} is not available: {refusal}")
     return type(
         f"{objective.__name__}With{type(strategy.temperature).__name__}",
         (objective,),

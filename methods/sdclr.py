@@ -91,7 +91,7 @@ class SDCLR(ContrastiveMethod):
     def training_step(self, view0, view1, indices, progress):
         z_dense = self(view0)
         z_pruned = self.pruned_forward(view1)
-        return self.contrastive_loss(z_dense, z_pruned, progress).mean()
+        return self.contrastive_loss(z_dense, z_pruned, progress, indices).mean()
 
     def epoch_log(self) -> dict[str, float]:
         kept = sum(int(m.sum()) for m in self.keep_masks())

@@ -42,6 +42,10 @@ class TemperatureStrategy(nn.Module):
 
     #: True when tau depends on the pair (a (2N, 2N) tensor): the NT-Xent then needs similarities.
     per_pair: bool = False
+    #: True when tau belongs to each training sample (iSogCLR): the strategy then computes the loss
+    #: itself from the similarities and the batch's dataset indices (:meth:`loss`), keeps per-sample
+    #: state sized by :meth:`bind`, and the objective must hand it the indices.
+    per_sample: bool = False
 
     @classmethod
     def options(cls) -> tuple[str, ...]:
@@ -86,6 +90,21 @@ class TemperatureStrategy(nn.Module):
 
     def after_step(self) -> None:
         """Hook after every optimiser step (a learnable strategy clamps its parameter here)."""
+
+    def bind(self, num_train_samples: int | None) -> None:
+        """Hook when a method takes its copy: size per-sample state (buffers) to the training set."""
+
+    def epoch_log(self) -> dict[str, float]:
+        """Values the strategy adds to each epoch's log, from its state at the epoch's end."""
+        return {}
+
+    def sample_values(self) -> torch.Tensor | None:
+        """The per-sample temperatures by dataset index (per-sample strategies), else None."""
+        return None
+
+    def objective_refusal(self, objective: type) -> str | None:
+        """Why this strategy cannot combine with the objective class ``objective`` (one line), or None."""
+        return None
 
 
 def _check_positive(name: str, value: float) -> None:

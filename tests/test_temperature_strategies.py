@@ -131,7 +131,7 @@ def test_a_strategys_overridable_parameters_are_its_constructors_arguments():
 
 def test_an_objective_right_of_the_plus_is_refused_with_one_line():
     with pytest.raises(UserError, match="'moco' is an objective, not a temperature strategy; .* one of: constant, "
-                                        "cosine_tau, dystress, learnable_tau"):
+                                        "cosine_tau, dystress, isogclr, learnable_tau"):
         get_method_class("sdclr+moco")
     with pytest.raises(UserError, match="unknown temperature strategy 'cosine'"):
         get_method_class("sdclr+cosine")
@@ -151,7 +151,7 @@ def test_the_readmes_add_a_strategy_example_works_verbatim(capsys):
         assert main(["list"]) == 0
         listed = capsys.readouterr().out
         assert "step_tau" in listed and "tau 0.5 for the first half of training, then 0.1" in listed
-        assert "temperature strategies: constant, cosine_tau, dystress, learnable_tau, step_tau" in listed
+        assert "temperature strategies: constant, cosine_tau, dystress, isogclr, learnable_tau, step_tau" in listed
         method = create_method("sdclr+step_tau", backbone=torch.nn.Flatten(), feature_dim=12)
         early, late = (TrainingProgress(epoch, 10 * epoch, 10, total_epochs=4, temperature_period=1) for epoch in (1, 2))
         assert method.temperature_strategy(early) == 0.5 and method.temperature_strategy(late) == 0.1

@@ -45,6 +45,34 @@ def _draw_tau(fig: MplFigure, data: dict[str, Any]) -> None:
     _legend(ax)
 
 
+def _draw_sample_tau(fig: MplFigure, data: dict[str, Any]) -> None:
+    """Per-sample methods: median line, 10-90 % band and min-max band; other methods' tau dotted."""
+    ax = fig.add_subplot()
+    colours = _colours(list(data["per_sample"]) + list(data["others"]))
+    for method, entry in data["per_sample"].items():
+        colour = colours[method]
+        ax.plot(entry["epoch"], entry["p50"], color=colour, label=f"{method}: median of the per-sample taus")
+        ax.fill_between(entry["epoch"], entry["p10"], entry["p90"], color=colour, alpha=0.3, linewidth=0,
+                        label=f"{method}: 10-90 %")
+        ax.fill_between(entry["epoch"], entry["min"], entry["max"], color=colour, alpha=0.1, linewidth=0,
+                        label=f"{method}: min-max")
+    for method, entry in data["others"].items():
+        ax.plot(entry["epoch"], entry["tau"], color=colours[method], linestyle=":", label=method)
+    ax.set(xlabel="epoch", ylabel="tau", title="Per-sample temperatures over training (mean over repeats)")
+    _legend(ax)
+
+
+def _draw_tau_by_class(fig: MplFigure, data: dict[str, Any]) -> None:
+    ax = fig.add_subplot()
+    colours = _colours(list(data["methods"]))
+    for method, entry in data["methods"].items():
+        ax.plot(entry["count"], entry["tau"], marker="o", markersize=3, color=colours[method], label=method)
+    ax.set_xscale("log")
+    ax.set(xlabel="training images of the class (log)", ylabel="final mean tau of the class",
+           title="Final per-sample temperature against class size (mean over repeats)")
+    _legend(ax)
+
+
 def _draw_groups(fig: MplFigure, data: dict[str, Any]) -> None:
     ax = fig.add_subplot()
     methods = data["methods"]
@@ -143,7 +171,8 @@ def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
 
 
 DRAW: dict[str, Callable[[MplFigure, dict[str, Any]], None]] = {
-    "tau": _draw_tau, "groups": _draw_groups, "per_class": _draw_per_class,
+    "tau": _draw_tau, "sample_tau": _draw_sample_tau, "tau_by_class": _draw_tau_by_class,
+    "groups": _draw_groups, "per_class": _draw_per_class,
     "throughput": _draw_throughput, "training": _draw_training, "benchmark": _draw_benchmark,
 }
 

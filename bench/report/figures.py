@@ -1,14 +1,17 @@
 """The leaderboard's figures, one set per table, from records alone: what each figure plots, and its
 digest (drawn as PNG by :mod:`bench.report.drawing`).
 
-Per table (protocol): ``tau`` (tau per epoch, mean over repeats; per-pair strategies' 10-90 % range
-as a band), ``groups`` (many / medium / few accuracy of the main metric, bars with the std over
-repeats), ``per_class`` (per-class accuracy against training-set class size, log x; floors dashed),
-``throughput`` (images per second relative to ``constant``, one panel per hardware, never mixed) and
-``training`` (loss per epoch; kNN accuracy too where a history logs it). A ``bench throughput``
-table gets ``benchmark`` instead: each variant's median ratio to ``constant`` with its 95 % interval
-over repeats, methods and reference paths apart, one row per hardware (the latest record of each). A figure whose data are
-absent (no method logs tau, no ``constant`` on any hardware) is not drawn and not linked.
+Per table (protocol): ``tau`` (tau per epoch, mean over repeats; per-pair strategies' 10-90 % range as a
+band), ``sample_tau`` and ``tau_by_class`` (only where a method learns a temperature per sample,
+iSogCLR: the quantiles of its per-sample taus per epoch beside the other methods' tau, and the final
+mean tau of each class against the class's size), ``groups`` (many / medium / few accuracy of the main
+metric, bars with the std over repeats), ``per_class`` (per-class accuracy against training-set class
+size, log x; floors dashed), ``throughput`` (images per second relative to ``constant``, one panel per
+hardware, never mixed) and ``training`` (loss per epoch; kNN accuracy too where a history logs it). A
+``bench throughput`` table gets ``benchmark`` instead: each variant's median ratio to ``constant`` with
+its 95 % interval over repeats, methods and reference paths apart, one row per hardware (the latest
+record of each). A figure whose data are absent (no method logs tau, no ``constant`` on any hardware) is
+not drawn and not linked.
 
 How ``--check`` stays robust: PNG bytes depend on the matplotlib, freetype and zlib versions, so
 they are never compared. Instead each figure is first reduced to the exact data it plots (a JSON
@@ -120,6 +123,42 @@ def tau_data(records: list[dict[str, Any]]) -> dict[str, Any]:
         if p10_epochs and p10_epochs == p90_epochs:
             entry.update(band_epoch=p10_epochs, p10=p10, p90=p90)
         out[method] = entry
+    return {"methods": out} if out else {}
+
+
+#: The per-epoch quantiles of per-sample temperatures that histories log (methods/isogclr.py).
+SAMPLE_TAU_KEYS = ("min", "p10", "p50", "p90", "max")
+
+
+def sample_tau_data(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method with per-sample temperatures: the per-epoch quantiles of its N taus (min, 10 / 50 /
+    90 %, max; each the mean over repeats), and every other method's tau per epoch beside them."""
+    per_sample, others = {}, {}
+    for method, runs in _by_method(records).items():
+        curves = {key: _per_epoch_mean(runs, f"sample_tau_{key}") for key in SAMPLE_TAU_KEYS}
+        epochs = curves["p50"][0]
+        if epochs and all(curves[key][0] == epochs for key in SAMPLE_TAU_KEYS):
+            per_sample[method] = {"epoch": epochs, **{key: curves[key][1] for key in SAMPLE_TAU_KEYS}}
+            continue
+        tau_epochs, tau = _per_epoch_mean(runs, "tau")
+        if tau_epochs:
+            others[method] = {"epoch": tau_epochs, "tau": tau}
+    return {"per_sample": per_sample, "others": others} if per_sample else {}
+
+
+def tau_by_class_data(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method with per-sample temperatures: the final mean tau of a class against its training-set
+    size (the record's ``tau_per_class``), averaged over repeats per class size, sorted by size."""
+    out = {}
+    for method, runs in _by_method(records).items():
+        by_count: dict[int, list[float]] = defaultdict(list)
+        for record in runs:
+            summary = record.get("tau_per_class") or {}
+            for count, value in zip(summary.get("count", []), summary.get("mean_tau", [])):
+                by_count[int(count)].append(float(value))
+        if by_count:
+            sizes = sorted(by_count)
+            out[method] = {"count": sizes, "tau": [float(np.mean(by_count[c])) for c in sizes]}
     return {"methods": out} if out else {}
 
 
@@ -239,6 +278,8 @@ def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[Fi
     metric = main_metric(scored) if not scored.empty else None
     candidates = [
         ("tau", "tau over training", tau_data(records)),
+        ("sample_tau", "per-sample temperatures over training", sample_tau_data(records)),
+        ("tau_by_class", "final per-sample temperature against class size", tau_by_class_data(records)),
         ("groups", "many / medium / few accuracy", groups_data(scored, metric) if metric else {}),
         ("per_class", "per-class accuracy against class size", per_class_data(records, metric) if metric else {}),
         ("throughput", "throughput relative to constant", throughput_data(frame)),

@@ -45,7 +45,9 @@ PACKED_RUNS_ENV = "BENCH_PACKED_RUNS"
 NONDETERMINISM = {
     "cpu": "none known on one kind of CPU: the same command and seed give the same metrics (tested); "
     "another instruction set (environment.cpu_capability, e.g. AVX2 vs AVX512) or CPU model takes other "
-    "oneDNN/MKL kernels, whose float rounding makes training, and the metrics, differ slightly",
+    "oneDNN/MKL kernels, and another number of threads (environment.torch_threads: a grid's CPU jobs use "
+    "their CPUs per job) splits their reductions otherwise; the float rounding makes training, and the "
+    "metrics, differ slightly",
     "cuda": "cuDNN convolution algorithm choice and atomic-add reductions in backward passes and "
     "index/scatter ops make CUDA runs differ slightly between repetitions; bf16 autocast rounding "
     "differs from CPU float32",

@@ -145,7 +145,8 @@ def test_a_job_signalled_by_slurm_checkpoints_is_requeued_and_resumes_to_the_sam
     # What Slurm sends before a time limit or at preemption (submitit's --signal=USR2@90).
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     log = tmp_path / "slurm" / "logs"
-    _wait_for(lambda: "Requeued job" in "".join(p.read_text() for p in log.glob("*_log.err")))
+    # submitit logs INFO to the job's stdout, warnings to its stderr.
+    _wait_for(lambda: "Requeued job" in "".join(p.read_text() for p in log.glob("*_log.*")))
     checkpoint = next(progress.glob("*.pt"))
     state = torch.load(checkpoint, weights_only=True)  # nothing in it runs code when read
     assert 0 < state["epoch"] < 30

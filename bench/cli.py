@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench run | evaluate | export | list | leaderboard | throughput | gpu-check``.
+"""Command line: ``python -m bench run | status | evaluate | export | list | leaderboard | throughput | gpu-check``.
 
 Every user error ends with one line on stderr and exit code 2, before anything is written.
 """
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{run,evaluate,export,list,leaderboard,throughput,gpu-check}"
+        dest="command", required=True, metavar="{run,status,evaluate,export,list,leaderboard,throughput,gpu-check}"
     )
 
     run = sub.add_parser(
@@ -173,6 +173,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
+    grid = run.add_argument_group(
+        "launching the grid (README, \"Running a grid on a cluster\")",
+        "Every (method, seed, split) run as its own job through submitit; a resubmitted grid runs only what is not "
+        "finished. Defaults come from the preset: a GPU per job except for small_cnn presets.",
+    )
+    grid.add_argument("--launcher", choices=("sequential", "local", "slurm"), default="sequential",
+                      help="sequential: one run after another in this process (default); local: --jobs runs at a time "
+                      "on this machine; slurm: a Slurm job array")
+    grid.add_argument("--jobs", type=int, default=1, help="local: runs at a time (one GPU each where there are enough)")
+    grid.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
+    grid.add_argument("--gpus-per-job", type=int, default=None,
+                      help="slurm/local: GPUs per run (default: 1, 0 for small_cnn presets); >1 spans a run over GPUs")
+    grid.add_argument("--cpus-per-job", type=int, default=None, help="slurm: CPUs per run (default: 8, 1 for small_cnn)")
+    grid.add_argument("--time-limit", type=int, default=None,
+                      help="minutes per job (default: 1440, 60 for small_cnn); a job stopped by it is requeued and resumes")
+    grid.add_argument("--array-parallelism", type=int, default=256, help="slurm: jobs of the array running at once")
+    grid.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                      help="slurm: an extra sbatch option, e.g. --sbatch account=proj --sbatch qos=high (repeatable)")
+    grid.add_argument("--logs-dir", type=Path, default=None,
+                      help="where the jobs' logs go (default: RESULTS_DIR/../logs)")
+    grid.add_argument("--detach", action="store_true",
+                      help="return once submitted; `python -m bench status` follows the runs")
+
+    state = sub.add_parser(
+        "status",
+        help="the runs of the grids in a results directory: pending, running, finished, failed",
+        description="Every run found in the results directory (grid files, checkpoints, records, locks) and its state: "
+        "pending, running (epoch and images/s of its last checkpoint), finished, failed (with its reason). Read from "
+        "the files alone, so it works for any launcher and without Slurm accounting.",
+    )
+    state.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
 
     ev = sub.add_parser(
         "evaluate",
@@ -358,17 +389,13 @@ def command_throughput(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_run(args: argparse.Namespace) -> int:
+def plan_from_args(args: argparse.Namespace):
+    """``bench run``'s arguments as a validated :class:`bench.runner.RunPlan` (a grid's jobs plan
+    their one run through this too)."""
     from bench import runner
-    from bench.checkpoint import TrainingInterrupted, stop_on_signals
     from bench.evaluation import parse_eval
-    from bench.report import summary_table, write_report
-    from bench.records import load_records
     from methods import list_methods
 
-    from bench import distributed
-
-    distributed.init_from_env(args.device)  # torchrun: join the process group (no-op in one process)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
     overrides = {
         "epochs": args.epochs,
@@ -387,32 +414,43 @@ def command_run(args: argparse.Namespace) -> int:
         "monitor_every": args.monitor_every,
     }
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
-    results_dir = args.results_dir.resolve()
-    plan = runner.plan(
+    return runner.plan(
         methods,
         args.dataset,
         parse_seeds(args.seeds),
         args.preset,
         overrides,
         args.device,
-        results_dir,
+        args.results_dir.resolve(),
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
         splits=splits,
     )
-    loaded = runner.load_all(plan)
-    for split, data in loaded.items():
-        print(
-            f"{data.name}{f' split {split}' if split is not None else ''}: {len(data.train_labels)} long-tail training "
-            f"images (class counts {list(map(int, data.class_counts))}), {len(data.test_labels)} balanced test images"
-        )
-    print(f"device {plan.device}; {len(plan.configs)} run(s), writing records to {results_dir}")
-    with stop_on_signals() as stop:
-        try:
-            written = runner.execute(plan, loaded, show_progress=not args.no_progress, stop=stop)
-        except TrainingInterrupted as interrupted:
-            print(f"interrupted: {interrupted}", file=sys.stderr)
-            return 143 if interrupted.signal_name == "SIGTERM" else 130
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from bench.report import summary_table, write_report
+    from bench.records import load_records
+
+    from bench import distributed
+
+    distributed.init_from_env(args.device)  # torchrun: join the process group (no-op in one process)
+    results_dir = args.results_dir.resolve()
+    plan = plan_from_args(args)
+    if args.launcher != "sequential":
+        from bench.grid import parse_sbatch
+        from bench.cluster import launch, launch_options
+
+        logs_dir = (args.logs_dir or results_dir.parent / "logs").resolve()
+        options = launch_options(args, plan, parse_sbatch(args.sbatch), logs_dir)
+        code = launch(args, _run_parser(), plan, options)
+        if args.detach:
+            return code
+        written = []
+    else:
+        written, code = _run_here(args, plan)
+        if code is not None:
+            return code
     if not distributed.is_main():
         return 0  # rank 0 prints the tables and writes the leaderboard
     protocols = {json.dumps(c.protocol_key(), sort_keys=True) for c in plan.configs}
@@ -426,10 +464,52 @@ def command_run(args: argparse.Namespace) -> int:
         output = results_dir.parent / "README.md"
         write_report(results_dir, output)
         print(f"\nleaderboard written to {output}")
+    if args.launcher != "sequential":
+        return code
     failed = [r for r in written if r.get("status") == "failed"]
     for record in failed:
         print(f"error: {record['failure']} (record kept as failed: {record['_path']})", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices["run"]
+
+
+def _run_here(args: argparse.Namespace, plan):
+    """The sequential launcher: every run of ``plan`` in this process. Returns the records written and
+    None, or an exit code when a signal stopped it."""
+    from bench import distributed, runner
+    from bench.checkpoint import TrainingInterrupted, stop_on_signals
+    from bench.grid import grid_runs, write_grid
+    from bench.records import command_line
+
+    results_dir = plan.results_dir
+    loaded = runner.load_all(plan)
+    for split, data in loaded.items():
+        print(
+            f"{data.name}{f' split {split}' if split is not None else ''}: {len(data.train_labels)} long-tail training "
+            f"images (class counts {list(map(int, data.class_counts))}), {len(data.test_labels)} balanced test images"
+        )
+    print(f"device {plan.device}; {len(plan.configs)} run(s), writing records to {results_dir}")
+    if distributed.is_main():  # `bench status` lists the runs not started yet as pending
+        write_grid(results_dir, grid_runs(plan), "sequential", command_line())
+    with stop_on_signals() as stop:
+        try:
+            return runner.execute(plan, loaded, show_progress=not args.no_progress, stop=stop), None
+        except TrainingInterrupted as interrupted:
+            print(f"interrupted: {interrupted}", file=sys.stderr)
+            return [], 143 if interrupted.signal_name == "SIGTERM" else 130
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from bench.grid import format_status, run_states
+
+    results_dir = args.results_dir.resolve()
+    print("\n".join(format_status(run_states(results_dir), results_dir)))
+    return 0
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
@@ -542,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
         "run": command_run,
+        "status": command_status,
         "evaluate": command_evaluate,
         "export": command_export,
         "list": command_list,

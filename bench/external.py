@@ -3,10 +3,9 @@
 
 **Reading a file** (:func:`read_checkpoint`). A safetensors file is read as such. Everything else goes
 through ``torch.load(weights_only=True)``, which builds tensors and plain containers only and never
-calls code named in the file. The suite's own checkpoints (:mod:`bench.checkpoint`) also hold numpy
-arrays (``np.random.get_state()``); they load with ``weights_only=True`` plus exactly the three numpy
-names that rebuild an array (``numpy.ndarray``, ``numpy.dtype`` and numpy's ``_reconstruct``), allowed
-only when the file asks for no other name (``torch.serialization.get_unsafe_globals_in_checkpoint``).
+calls code named in the file. The suite's checkpoints written before issue 17 also hold numpy arrays
+(``np.random.get_state()``); they load with ``weights_only=True`` plus exactly the numpy names that
+rebuild an array, allowed only when the file asks for no other name (:mod:`bench.safeload`).
 A file that asks for anything else (a pickled class, ``os.system``, ...) is refused with one line:
 nothing from a user-supplied file is ever unpickled with ``weights_only=False``.
 
@@ -57,7 +56,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -65,6 +63,7 @@ from bench.backbones import check_backbone, create_backbone
 from bench.errors import UserError
 from bench.keys import EXTERNAL_KIND, EXTERNAL_PREFIX
 from bench.records import atomic_write
+from bench.safeload import NotTensorsOnly, load_tensors_only, load_with_numpy_arrays
 from datasets.splitfiles import sha256_of  # the split files' digest, in 1 MiB blocks
 
 #: What marks the leaderboard table of external encoders (its protocol carries ``encoder: external``).
@@ -78,16 +77,6 @@ HEAD_MODULES = ("fc", "head", "projector", "projection_head")
 DENSE_BN_INDEX = "0"
 EXPORT_FORMAT = "bench-encoder/1"
 _LISTED = 6  # names listed per kind of mismatch in the one-line error
-
-
-def _numpy_globals() -> list[Any]:
-    """The names numpy arrays pickle with (numpy 1: ``numpy.core``, numpy 2: ``numpy._core``)."""
-    core = getattr(np, "_core", None) or np.core  # type: ignore[attr-defined]
-    return [np.ndarray, np.dtype, core.multiarray._reconstruct, type(np.dtype(np.uint32))]
-
-
-def _global_name(value: Any) -> str:
-    return f"{value.__module__}.{value.__qualname__}"
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -113,35 +102,14 @@ def read_checkpoint(path: Path) -> tuple[Any, dict[str, str]]:
         except Exception as error:  # noqa: BLE001 - a damaged file means the same to the user
             raise UserError(f"{path} looks like a safetensors file but cannot be read ({error}).") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True), {}
+        return load_tensors_only(path), {}
+    except NotTensorsOnly:
+        pass
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):
-            raise UserError(f"{path} is not a PyTorch checkpoint or safetensors file ({error}).") from None
+        raise UserError(f"{path} is not a PyTorch checkpoint or safetensors file ({error}).") from None
     except Exception as error:  # noqa: BLE001 - torch.load raises many types on files that are no checkpoint
         raise UserError(f"{path} is not a PyTorch checkpoint or safetensors file ({type(error).__name__}: {error}).") from None
-    return _load_with_numpy_arrays(path), {}
-
-
-def _load_with_numpy_arrays(path: Path) -> Any:
-    """``weights_only=True`` with numpy arrays allowed: only when the file asks for no other global."""
-    allowed = _numpy_globals()
-    try:
-        asked = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except Exception:  # noqa: BLE001 - a legacy (non-zip) pickle cannot be inspected: refuse it
-        asked = None
-    # numpy 1 and 2 pickle the array constructor under either module name.
-    names_allowed = {_global_name(a) for a in allowed} | {f"numpy{core}.multiarray._reconstruct" for core in (".core", "._core")}
-    if asked is None or not asked <= names_allowed:
-        names = ", ".join(sorted(asked)) if asked else "objects that only a full unpickler builds"
-        raise UserError(
-            f"{path} holds Python objects besides tensors ({names}); it is not loaded, since unpickling them could run "
-            "code. Save the encoder as torch.save(model.state_dict(), FILE) or as safetensors."
-        )
-    with torch.serialization.safe_globals(allowed):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001
-            raise UserError(f"{path} cannot be read ({type(error).__name__}: {error}).") from None
+    return load_with_numpy_arrays(path, "Save the encoder as torch.save(model.state_dict(), FILE) or as safetensors."), {}
 
 
 def _tensors_of(value: Any) -> dict[str, torch.Tensor] | None:

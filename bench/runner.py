@@ -6,6 +6,8 @@ wrong is checked in :func:`plan` before any training starts or any file is writt
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import distributed
+from bench import distributed, locks
 from bench.backbones import check_backbone, create_backbone
 from bench.checkpoint import Checkpointer, StopRequest
 from bench.config import AugmentationSpec, RunConfig, resolve_config
@@ -41,7 +43,9 @@ PACKED_RUNS_ENV = "BENCH_PACKED_RUNS"
 NONDETERMINISM = {
     "cpu": "none known on one kind of CPU: the same command and seed give the same metrics (tested); "
     "another instruction set (environment.cpu_capability, e.g. AVX2 vs AVX512) or CPU model takes other "
-    "oneDNN/MKL kernels, whose float rounding makes training, and the metrics, differ slightly",
+    "oneDNN/MKL kernels, and another number of threads (environment.torch_threads: a grid's CPU jobs use "
+    "their CPUs per job) splits their reductions otherwise; the float rounding makes training, and the "
+    "metrics, differ slightly",
     "cuda": "cuDNN convolution algorithm choice and atomic-add reductions in backward passes and "
     "index/scatter ops make CUDA runs differ slightly between repetitions; bf16 autocast rounding "
     "differs from CPU float32",
@@ -439,8 +443,10 @@ def execute(
     """Run every planned config, writing each record as soon as it exists; returns the records.
 
     ``data`` is ``{split: data}`` from :func:`load_all`.
-    A run whose checkpoint says it finished (and whose record exists) is skipped; one with a
-    checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside).
+    A run whose checkpoint says it finished or failed (and whose record exists) is skipped; one with a
+    checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside). Each
+    run is trained under its lock (:mod:`bench.locks`): a run another process holds is skipped with a
+    line saying so, so concurrent launchers of one grid write exactly one record per run.
     """
     per_split = dict(data)
     written: list[dict] = []
@@ -449,41 +455,78 @@ def execute(
         for seed in run_plan.seeds:
             seed_configs = [c for c in run_plan.configs if c.seed == seed and c.split == split]
             if distributed.is_main() and missing_floors(seed_configs[0], existing):
-                for record in floor_records(seed_configs[0], per_split[split], run_plan.device):
-                    record["_path"] = str(write_record(record, run_plan.results_dir))
-                    existing.append(record)
-                    written.append(record)
+                written += _write_floors(run_plan, seed_configs[0], per_split[split], existing)
             for config in seed_configs:
-                where = f"split {split}, seed {config.seed}" if split is not None else f"seed {config.seed}"
                 checkpointer = run_plan.checkpointer(config)
-                finished = checkpointer.finished()
-                if run_plan.resume and finished and _record_in(finished, run_plan.results_dir):
-                    log(f"skipping {config.method_label} on {config.dataset} ({where}): finished, record {finished['record']}")
+                if distributed.is_distributed():  # one job of several ranks: its launcher runs it once
+                    written += _execute_run(run_plan, config, per_split[split], checkpointer, show_progress, log, stop)
                     continue
-                if run_plan.resume and finished and Path(finished.get("record", "")).exists():
-                    # Results dirs under one parent share checkpoints/: a run finished for another dir
-                    # is done again here (from its final checkpoint, when kept), so this dir gets its record.
-                    log(
-                        f"{config.method_label} on {config.dataset} ({where}) finished into another results "
-                        f"directory ({finished['record']}); running it for {run_plan.results_dir}"
-                    )
-                if not run_plan.resume and (aside := checkpointer.set_aside()):
-                    log(f"--no-resume: the previous checkpoint was moved to {aside}")
-                resuming = checkpointer.path.exists()
-                log(
-                    f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
-                    f"({where}, {config.epochs} epochs, {config.backbone})"
-                )
-                record = run_one(
-                    config, per_split[split], run_plan.device, show_progress and distributed.is_main(), checkpointer, stop
-                )
-                if not distributed.is_main():  # under torchrun rank 0 alone writes (its record is every rank's run)
-                    continue
-                path = write_record(record, run_plan.results_dir)
-                record["_path"] = str(path)
-                written.append(record)
-                if record["status"] == "ok":
-                    checkpointer.mark_finished({"record": str(path), "finished_at": record["finished_at"]})
-                else:
-                    log(f"error: {record['failure']}; the record is kept as failed: {path}")
+                with locks.run_lock(checkpointer.lock_file) as held:
+                    if not held:
+                        log(f"skipping {config.method_label} on {config.dataset} ({_where(config)}): another process is "
+                            f"training it ({locks.holder(checkpointer.lock_file)}); `python -m bench status` shows it")
+                        continue
+                    written += _execute_run(run_plan, config, per_split[split], checkpointer, show_progress, log, stop)
     return written
+
+
+def _where(config: RunConfig) -> str:
+    return f"split {config.split}, seed {config.seed}" if config.split is not None else f"seed {config.seed}"
+
+
+def _write_floors(run_plan: RunPlan, config: RunConfig, data: LongTailData, existing: list[dict]) -> list[dict]:
+    """The split's and seed's floor records, computed by one process: a second one running the same
+    split at the same time waits for the lock and then finds them written."""
+    protocol = hashlib.sha256(json.dumps(config.protocol_key(), sort_keys=True).encode()).hexdigest()[:16]
+    name = f"floors__{config.dataset}__split{config.split}__seed{config.seed}__{protocol}.lock"
+    written = []
+    with locks.waiting_lock(run_plan.checkpoint_dir / name):
+        existing[:] = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
+        if missing_floors(config, existing):
+            for record in floor_records(config, data, run_plan.device):
+                record["_path"] = str(write_record(record, run_plan.results_dir))
+                existing.append(record)
+                written.append(record)
+    return written
+
+
+def _execute_run(run_plan: RunPlan, config: RunConfig, data: LongTailData, checkpointer: Checkpointer,
+                 show_progress: bool, log: Callable[[str], None], stop: StopRequest | None) -> list[dict]:
+    """One run under its lock: skipped when finished (or failed before), else resumed or trained;
+    returns its record in a list (empty when skipped)."""
+    where = _where(config)
+    finished = checkpointer.finished()
+    if run_plan.resume and finished and _record_in(finished, run_plan.results_dir):
+        log(f"skipping {config.method_label} on {config.dataset} ({where}): finished, record {finished['record']}")
+        return []
+    failed = checkpointer.failed()
+    if run_plan.resume and failed and _record_in(failed, run_plan.results_dir):
+        log(f"skipping {config.method_label} on {config.dataset} ({where}): it failed before ({failed.get('reason')}); "
+            "--no-resume runs it again")
+        return []
+    if run_plan.resume and finished and Path(finished.get("record", "")).exists():
+        # Results dirs under one parent share checkpoints/: a run finished for another dir
+        # is done again here (from its final checkpoint, when kept), so this dir gets its record.
+        log(
+            f"{config.method_label} on {config.dataset} ({where}) finished into another results "
+            f"directory ({finished['record']}); running it for {run_plan.results_dir}"
+        )
+    if not run_plan.resume and (aside := checkpointer.set_aside()):
+        log(f"--no-resume: the previous checkpoint was moved to {aside}")
+    checkpointer.failed_marker.unlink(missing_ok=True)  # a failure of another results directory, or --no-resume
+    resuming = checkpointer.path.exists()
+    log(
+        f"{'resuming' if resuming else 'training'} {config.method_label} on {config.dataset} "
+        f"({where}, {config.epochs} epochs, {config.backbone})"
+    )
+    record = run_one(config, data, run_plan.device, show_progress and distributed.is_main(), checkpointer, stop)
+    if not distributed.is_main():  # under torchrun rank 0 alone writes (its record is every rank's run)
+        return []
+    path = write_record(record, run_plan.results_dir)
+    record["_path"] = str(path)
+    if record["status"] == "ok":
+        checkpointer.mark_finished({"record": str(path), "finished_at": record["finished_at"]})
+    else:
+        checkpointer.mark_failed({"record": str(path), "reason": record["failure"], "finished_at": record["finished_at"]})
+        log(f"error: {record['failure']}; the record is kept as failed: {path}")
+    return [record]

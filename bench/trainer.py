@@ -233,7 +233,7 @@ def train(
 
     def snapshot(epoch: int, batch: int) -> dict[str, Any]:
         # The trainer's state, where in the epoch it stopped, and this loop's own running sums.
-        return {"run_id": config.run_id(), **trainer.state(), "epoch": epoch, "batch": batch,
+        return {"run_id": config.run_id(), **trainer.state(), "epoch": epoch, "epochs": config.epochs, "batch": batch,
                 "loss_sum": loss_sum.detach().cpu(), "history": result.history}
 
     # Steady state: the first steps (of this process) pay for allocator warm-up and lazy initialisation.

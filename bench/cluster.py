@@ -64,7 +64,8 @@ class RunJob(submitit.helpers.Checkpointable):
     def __call__(self, argv: list[str]) -> dict[str, Any]:
         import torch
 
-        from bench import cli, distributed, runner
+        from bench import distributed, runner
+        from bench.arguments import build_parser, plan_from_args
         from bench.checkpoint import StopRequest, TrainingInterrupted
 
         if self.threads:
@@ -73,7 +74,7 @@ class RunJob(submitit.helpers.Checkpointable):
         sys.argv = ["bench", "run", *argv]  # the record's command: this run, as a user would type it alone
         if submitit.JobEnvironment().num_tasks > 1:  # one run over several GPUs: one task per GPU, torchrun's variables
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        args = cli.build_parser().parse_args(["run", *argv])
+        args = build_parser().parse_args(["run", *argv])
         distributed.init_from_env(args.device)
         stop = StopRequest()
         requeue = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint-and-requeue handler
@@ -83,7 +84,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
         signal.signal(signal.SIGUSR2, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        plan = cli.plan_from_args(args)
+        plan = plan_from_args(args)
         try:
             written = runner.execute(plan, runner.load_all(plan), show_progress=False, stop=stop)
         except TrainingInterrupted as stopped:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main, parse_seeds
+from bench.arguments import parse_seeds
+from bench.cli import main
 from bench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ def test_parse_seeds():
 
 
 def test_compile_is_recorded_but_does_not_change_which_run_it_is(tmp_path):
-    from bench.cli import build_parser
+    from bench.arguments import build_parser
     from bench.runner import plan
 
     assert build_parser().parse_args(["run", "--compile"]).compile is True

@@ -67,7 +67,7 @@ def sequential(tmp_path_factory) -> dict[tuple, dict]:
 def test_a_planted_checkpoint_that_would_run_code_is_refused_with_one_line(tmp_path, capsys):
     results = tmp_path / "results"
     marker = tmp_path / "ran"
-    from bench.cli import build_parser, plan_from_args
+    from bench.arguments import build_parser, plan_from_args
 
     args = build_parser().parse_args(["run", "--methods", "constant", *TINY, "--results-dir", str(results)])
     checkpoint = plan_from_args(args).checkpointer(plan_from_args(args).configs[0]).path

@@ -26,6 +26,8 @@ LAYER_OF = {
     "bench.distributed": "foundation",
     "bench.environment": "foundation",
     "bench.launch": "foundation",
+    "bench.locks": "foundation",
+    "bench.safeload": "foundation",
     "datasets": "data",
     "bench.data": "data",
     "bench.augment": "data",
@@ -40,6 +42,9 @@ LAYER_OF = {
     "bench.gpu_check": "measurement",
     "bench.external": "measurement",
     "bench.report": "report",
+    "bench.arguments": "launch",
+    "bench.grid": "launch",
+    "bench.cluster": "launch",
     "bench.cli": "cli",
     "bench.__main__": "cli",
 }
@@ -54,7 +59,8 @@ MAY_IMPORT = {
     "evaluation": {"foundation", "data"},
     "report": {"foundation"},
     "measurement": {"foundation", "data", "methods", "training", "evaluation", "report"},
-    "cli": {"foundation", "data", "methods", "training", "evaluation", "report", "measurement"},
+    "launch": {"foundation", "data", "methods", "training", "evaluation", "report", "measurement"},
+    "cli": {"foundation", "data", "methods", "training", "evaluation", "report", "measurement", "launch"},
 }
 
 

@@ -69,13 +69,14 @@ def table_line(protocol: dict[str, Any], records: list[dict[str, Any]], analysis
     if analysis.metric is None:
         return f"{head}: no accuracy recorded."
     label = METRIC_LABELS[analysis.metric]
+    if analysis.kind == EXTERNAL_KIND:  # encoders trained elsewhere: their numbers, never ranked against the suite's
+        parts = [f"External encoder {m}: overall {repeat_means_text(analysis, m)}" for m in analysis.methods]
+        gate = "" if analysis.informative else " **Not informative about the encoders**: none beats both floors beyond the noise."
+        return f"{head}, {label}: " + "; ".join(parts) + "." + gate
     if not analysis.informative:
         why = "no floor records" if not analysis.floors else f"no method beats both floors beyond the noise on {label} overall"
         return (f"{head}: **not informative about the methods** ({why}, n {n}); no conclusion about any method "
                 "or paper's claim is drawn here.")
-    if analysis.kind == EXTERNAL_KIND:
-        parts = [f"External encoder {m}: overall {repeat_means_text(analysis, m)}" for m in analysis.methods]
-        return f"{head}, {label}: " + "; ".join(parts) + "."
     sentences = []
     for strategy in analysis.strategies:
         references = [BASELINE] + ([analysis.best_constant] if analysis.best_constant not in (None, BASELINE) else [])
@@ -87,6 +88,7 @@ def table_line(protocol: dict[str, Any], records: list[dict[str, Any]], analysis
 
 
 def repeat_means_text(analysis: TableAnalysis, method: str) -> str:
+    """``71.2, few-shot 40.1 (n 3)``: a row's mean on the main metric overall and few-shot."""
     frame = analysis.frame
     overall = repeat_means(frame, method, f"{analysis.metric}/overall")
     few = repeat_means(frame, method, f"{analysis.metric}/few")

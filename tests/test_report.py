@@ -171,7 +171,7 @@ def test_table_has_inline_differences_with_holm_p_and_the_balance_column(built):
     assert "+3.0 [+2.4, +3.6] p 0.0092 *" in row
     # many / medium / few = o + 3, o, o - 27 per seed: population std sqrt((11² + 8² + 19²) / 3) = 13.5, every seed.
     assert row.rstrip(" |").endswith("13.5 ± 0.0")
-    assert ("Holm families: 8 comparisons, 10 floor tests; MDD at n 3: 0.8 pp on kNN@10 overall "
+    assert ("Holm families: 8 comparisons, 5 methods against the floors; MDD at n 3: 0.8 pp on kNN@10 overall "
             "(std of paired differences 0.2 pp)") in alpha
 
 

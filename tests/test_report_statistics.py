@@ -133,6 +133,17 @@ def test_the_best_constant_is_the_second_reference_of_every_strategy(tuned):
     assert "| constant[tau=0.5] " in markdown and "| constant[tau=0.1] " in markdown
 
 
+def test_the_floor_gate_is_the_larger_p_of_each_method_holm_adjusted_across_methods(tuned):
+    analysis = analyse(records_frame(tuned))
+    floors = ["floor:random_init", "floor:raw_pixels"]
+    assert analysis.floors == floors and list(analysis.gate) == analysis.methods
+    # Intersection-union: above both floors at the larger of the two p-values; Holm over the 5 methods.
+    larger = [max(analysis.floor_tests[(m, f)]["p"] for f in floors) for m in analysis.methods]
+    assert [analysis.gate[m]["p"] for m in analysis.methods] == larger
+    assert [analysis.gate[m]["p_holm"] for m in analysis.methods] == pytest.approx(holm(larger))
+    assert analysis.informative and all(analysis.beats_floors(m) for m in analysis.methods)
+
+
 def test_per_class_accuracy_is_averaged_by_class_size_when_the_assignment_varies_per_seed(tuned):
     data = per_class_data([r for r in tuned if r["method"] == "constant"], "knn10")["methods"]["constant"]
     assert data["count"] == sorted(COUNTS)

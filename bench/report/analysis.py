@@ -8,11 +8,12 @@ Two families of paired tests per table, each Holm-corrected on its own (:func:`b
   metric overall and on the few-shot classes, and every temperature strategy against the best constant
   tau of the table (the ``constant[tau=...]`` row with the highest mean overall) where that is not
   ``constant`` itself;
-- the *floor family*: every trained method against every floor (raw pixels, random weights) on the
-  main metric overall. A method "beats the floors" when its mean is above each floor's with a
-  Holm-adjusted p < 0.05. A table where no method beats the floors is not informative about the
-  methods (self-supervised training learned nothing there), and a comparison is read only when both
-  its sides beat the floors.
+- the *floor family*: one test per trained method, "above every floor (raw pixels, random weights)
+  on the main metric overall". It is an intersection-union test (Berger, Technometrics 1982): the
+  method's mean must be above each floor's, and its p-value is the largest of its paired tests against
+  the floors, which needs no correction within the method; Holm then corrects across the methods. A
+  table where no method beats the floors is not informative about the methods (self-supervised
+  training learned nothing there), and a comparison is read only when both its sides beat the floors.
 
 Temperature strategies are the methods whose ``role`` is ``temperature`` (methods/base.py, read with
 ast by :func:`bench.report.recipes.method_roles`): cosine_tau, dystress, learnable_tau and any new
@@ -47,13 +48,14 @@ class TableAnalysis:
     constants: list[str]  # constant and its constant[tau=...] variants present, in table order
     best_constant: Optional[str]
     comparisons: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # (method, reference, group)
-    floor_tests: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (method, floor)
+    floor_tests: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (method, floor), unadjusted
+    gate: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> above every floor: mean, p, p_holm
     mdd: Optional[dict[str, Any]] = None
     frame: Optional[pd.DataFrame] = None  # the table's rows, for what the summary reads beyond the comparisons
 
     def beats_floors(self, method: str) -> bool:
         """Above every floor beyond the noise (Holm over the floor family); True when there are no floors."""
-        return all(_above(self.floor_tests[(method, floor)]) for floor in self.floors)
+        return not self.floors or _above(self.gate[method])
 
     @property
     def informative(self) -> bool:
@@ -107,7 +109,13 @@ def analyse(frame: pd.DataFrame) -> TableAnalysis:
     analysis.comparisons = {(m, ref, g): paired_difference(means(m, g), means(ref, g)) for m, ref in pairs for g in groups}
     _adjust(analysis.comparisons)
     analysis.floor_tests = {(m, f): paired_difference(means(m, "overall"), means(f, "overall")) for m in methods for f in floors}
-    _adjust(analysis.floor_tests)
+    if floors:
+        for m in methods:
+            tests = [analysis.floor_tests[(m, f)] for f in floors]
+            untestable = any(t["p"] is None for t in tests)
+            analysis.gate[m] = {"mean": min(t["mean"] if t["mean"] is not None else -np.inf for t in tests),
+                                "p": None if untestable else max(t["p"] for t in tests)}
+        _adjust(analysis.gate)
     spreads = [r["sd"] for (m, ref, g), r in analysis.comparisons.items() if ref == BASELINE and g == "overall" and r["sd"]]
     n = max((r["n"] for r in analysis.comparisons.values()), default=0)
     if spreads and n >= 2:

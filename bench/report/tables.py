@@ -52,9 +52,11 @@ set; many / medium / few are thirds of the classes by training count. Floors (ra
 are evaluated the same way: a table where no method beats both floors is not informative about the methods.
 Δ: paired difference to `constant` (tau 0.2) [95 % t interval], p Holm-adjusted over the table's
 comparisons (each method vs `constant` overall and few-shot, each temperature strategy vs the best constant
-tau); `*` = adjusted p < 0.05. MDD: the smallest difference a paired t-test (α 0.05 two-sided, power 0.8)
-detects at the table's n, from the median std of the paired differences. Balance: std over the many / medium
-/ few accuracies per repeat (SDCLR, BCL; lower is more balanced). Cost: [throughput.md](throughput.md).
+tau); `*` = adjusted p < 0.05. A method beats the floors when it is above both, by the larger of its two
+paired p-values, Holm-adjusted over the table's methods. MDD: the smallest difference a paired t-test
+(α 0.05 two-sided, power 0.8) detects at the table's n, from the median std of the paired differences.
+Balance: std over the many / medium / few accuracies per repeat (SDCLR, BCL; lower is more balanced).
+Cost: [throughput.md](throughput.md).
 """
 
 
@@ -142,7 +144,7 @@ def protocol_title(protocol: dict[str, Any]) -> str:
 def statistics_line(analysis: TableAnalysis) -> str:
     """The table's family sizes, its minimum detectable difference and which rows beat the floors."""
     label = METRIC_LABELS.get(analysis.metric or "", "?")
-    parts = [f"Holm families: {len(analysis.comparisons)} comparisons, {len(analysis.floor_tests)} floor tests"]
+    parts = [f"Holm families: {len(analysis.comparisons)} comparisons, {len(analysis.gate)} methods against the floors"]
     if analysis.mdd and analysis.mdd["value"] is not None:
         parts.append(f"MDD at n {analysis.mdd['n']}: {analysis.mdd['value']:.1f} pp on {label} overall "
                      f"(std of paired differences {analysis.mdd['sd']:.1f} pp)")

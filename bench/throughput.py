@@ -50,7 +50,7 @@ The record (kind ``throughput``, one JSON file in the results directory) holds, 
 ``config.interleaving`` is ``"step"``; records without it (older ones) interleaved whole blocks of
 ``steps`` steps. A ratio is taken pair by pair within a repeat and then summarised (median, min, max
 over repeats; the report derives the confidence interval from ``per_repeat``). Records from
-different hardware are never compared (:func:`bench.report.throughput.throughput_section`). This module
+different hardware are never compared (:func:`bench.report.throughput.throughput_page`). This module
 measures and writes the record; what the record says in words and tables is :mod:`bench.report.throughput`'s.
 """
 

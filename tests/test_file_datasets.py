@@ -143,7 +143,7 @@ def test_folder_runs_end_to_end_with_the_ts_protocol(tmp_path):
         assert record["protocol"]["source"] == str(images.resolve())
         assert record["config"]["construction"] == "native"
     board = (tmp_path / "board" / "README.md").read_text()
-    assert "Difference to constant" in board and "| cosine_tau " in board
+    assert "| Δ kNN@10 " in board and "| cosine_tau " in board  # the paired difference stands inline
 
 
 def test_folder_imposes_an_exponential_profile(tmp_path):

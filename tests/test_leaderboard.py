@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from bench.report import write_report
-from bench.report.tables import accuracy_table, records_frame, render, throughput_table
+from bench.report.tables import accuracy_table, records_frame, render
 from bench.records import SCHEMA_VERSION, load_records, write_record
 
 PROTOCOL = {"dataset": "toy_lt", "backbone": "small_cnn", "epochs": 10, "batch_size": 32, "evaluation": "knn10"}
@@ -65,15 +65,6 @@ def test_accuracy_table_has_mean_std_and_n_with_floors_last(results):
     assert table.set_index("Method").loc["constant", "kNN@10 few"] == "51.0 ± 1.0"
 
 
-def test_throughput_ratio_is_taken_within_one_hardware_only(results):
-    write_record(fake_record("cosine_tau", 9, 80.0, 50.0, speed=5000.0, hardware="cuda: H100"), results)
-    table = throughput_table(records_frame(load_records(results)))
-    cpu = table[table["Hardware"] == "cpu: test"].set_index("Method")
-    assert cpu.loc["cosine_tau", "relative to constant"] == f"{100.0 / 101.0:.3f}"
-    gpu = table[table["Hardware"] == "cuda: H100"].set_index("Method")
-    assert gpu.loc["cosine_tau", "relative to constant"] == "-"  # no constant measured on that GPU
-
-
 def test_one_table_per_protocol(results):
     other = dict(PROTOCOL, epochs=20)
     write_record(fake_record("constant", 0, 10.0, 1.0, protocol=other), results)
@@ -101,8 +92,6 @@ def _grid_records(directory, method, values, splits=(1, 2, 3, 4, 5)):
 
 
 def test_the_difference_to_constant_flags_a_real_gain_and_not_noise(tmp_path):
-    from bench.report.tables import difference_table
-
     # Split-to-split spread of several points (as on SDCLR's splits), shared by all methods.
     base = [78.0, 84.0, 80.5, 86.0, 82.0]
     directory = tmp_path / "results"
@@ -110,14 +99,13 @@ def test_the_difference_to_constant_flags_a_real_gain_and_not_noise(tmp_path):
     _grid_records(directory, "better", [b + d for b, d in zip(base, [1.1, 0.8, 1.3, 0.9, 1.2])])  # +1.06, tight
     _grid_records(directory, "noise", [b + d for b, d in zip(base, [0.9, -1.1, 0.4, -0.6, 0.2])])  # mean -0.04
     frame = records_frame(load_records(directory))
-    table = difference_table(frame).set_index("Method")
-    assert table.loc["better", "pairs"] == 5 and table.loc["noise", "pairs"] == 5
+    table = accuracy_table(frame).set_index("Method")  # the differences stand inline, beside the means
     assert table.loc["better", "Δ kNN@10"].endswith("*") and table.loc["better", "Δ kNN@10"].startswith("+1.1")
     assert not table.loc["noise", "Δ kNN@10"].endswith("*")
+    assert table.loc["constant", "Δ kNN@10"] == "-"
     # The unpaired view would not see the gain: it is far smaller than the spread over splits.
-    accuracy = accuracy_table(frame).set_index("Method")
-    assert accuracy.loc["better", "n"] == 5 and accuracy.loc["constant", "kNN@10"] == "82.1 ± 3.1"
-    assert "Difference to constant" in render(load_records(directory))
+    assert table.loc["better", "n"] == 5 and table.loc["constant", "kNN@10"] == "82.1 ± 3.1"
+    assert "| Δ kNN@10 " in render(load_records(directory))
 
 
 def test_paired_difference_matches_scipy_and_uses_only_matched_repeats():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from bench.cli import main
 from bench.keys import protocol_id
 from bench.report.figures import protocol_figures, stored_digest
 from bench.report.recipes import current_recipe_version
-from bench.report.tables import records_frame, throughput_table
+from bench.report.tables import records_frame
 from bench.records import SCHEMA_VERSION, load_records, write_record
 from bench.report import all_figures, check_report, render_report, write_report
 
@@ -28,7 +29,7 @@ INFO = {
     "cosine_tau": ("SimCLR, cosine tau schedule", "Kukleva et al., ICLR 2023"),
     "dystress": ("SimCLR, per-pair tau", "Manna et al., IEEE TAI 2025"),
 }
-KINDS = ("tau", "groups", "per_class", "throughput", "training")
+KINDS = ("tau", "differences", "per_class", "training")
 
 
 def make_record(dataset: str, method: str, seed: int, overall: float, few: float, speed: float | None = 100.0,
@@ -44,13 +45,16 @@ def make_record(dataset: str, method: str, seed: int, overall: float, few: float
                 row["tau"] = 0.2 if method == "constant" else 0.1 + 0.1 * epoch
             if method == "dystress":
                 row.update(tau=0.1, tau_p10=0.07, tau_p90=0.18)
+            if epoch in (3, 5):  # --monitor-every: kNN@10 overall and few-shot during training
+                row.update(knn10=overall - 5 + epoch, knn10_few=few - 5 + epoch)
             history.append(row)
     description, citation = INFO.get(method, (f"{method} description", None))
     return {
         "schema_version": SCHEMA_VERSION, "kind": kind, "status": "ok", "method": method, "dataset": dataset,
         "seed": seed, "split": None, "config": {},
         "protocol": {"dataset": dataset, "backbone": "small_cnn", "epochs": 5, "batch_size": 32, "evaluation": "knn10"},
-        "data": {"class_counts": COUNTS, "groups": GROUPS},
+        "data": {"class_counts": COUNTS, "groups": GROUPS, "construction": "ldam(n_max=100, rho=10, seed=0)",
+                 "image_shape": [8, 8, 1]},
         "metrics": {"knn10": {"overall": overall, "many": overall + 3, "medium": overall, "few": few, "per_class": per_class}},
         "history": history,
         "throughput": {"images_per_s": speed} if speed and kind == "run" else {},
@@ -98,6 +102,31 @@ def write_fixture(results: Path) -> None:
             results,
         )
     write_record(make_record("alpha_lt", "constant", 0, 0.0, 0.0, speed=100.0, kind="throughput") | {"metrics": {}}, results)
+    write_record(benchmark_record("2026-11-20T10:00:00+00:00", [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], "cpu: AMD EPYC x2 threads"),
+                 results)
+    write_record(benchmark_record("2026-11-25T10:00:00+00:00", [0.9, 0.91, 0.89, 0.9, 0.92, 0.88],
+                                  "cpu: AMD EPYC (family 23, AVX2) x2 threads"), results)
+
+
+def benchmark_record(finished_at: str, cosine: list[float], hardware: str) -> dict:
+    """A `bench throughput` record (bench/throughput.py's layout, reduced): constant and cosine_tau
+    interleaved, on a 2-thread AMD EPYC whose label gained detail between the two measurements."""
+    def variant(ratios: list[float]) -> dict:
+        speeds = [100.0 * r for r in ratios]
+        summary = lambda values: {"median": sorted(values)[len(values) // 2], "min": min(values), "max": max(values),  # noqa: E731
+                                  "per_repeat": values}
+        return {"images_per_s": summary(speeds), "ratio_to_constant": summary(ratios), "data_path": "device",
+                "data_fraction": 0.1, "peak_memory": None}
+
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok", "method": "throughput", "dataset": "alpha_lt",
+        "seed": 0, "split": None, "metrics": {}, "finished_at": finished_at,
+        "command": "python -m bench throughput --dataset alpha_lt",
+        "config": {"backbone": "small_cnn", "batch_size": 32, "repeats": 6, "steps": 20, "interleaving": "step"},
+        "throughput": {"variants": {"constant": variant([1.0] * 6), "cosine_tau": variant(cosine)}},
+        "environment": {"hardware": hardware, "device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": None,
+                        "git_commit": "a" * 40},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -121,43 +150,59 @@ def _section(markdown: str, dataset: str) -> str:
 
 
 def _summary(markdown: str, dataset: str) -> str:
-    return markdown.split("## Summary")[1].split("\n## ")[0].split(f"**{dataset} ")[1].split("\n\n**")[0]
+    return markdown.split("## Summary")[1].split("\n## ")[0].split(f"**{dataset} ")[1].split("\n- ")[0]
 
 
 def test_tables_keep_runs_and_floors_and_ignore_other_record_kinds(built):
     markdown = (built / "README.md").read_text()
     alpha = _section(markdown, "alpha_lt")
     assert "| cosine_tau " in alpha and "| *floor:raw_pixels* " in alpha and "| sdclr+cosine_tau " in alpha
-    accuracy = alpha.split("Difference to constant")[0]
-    assert "| constant            |   3 |" in accuracy  # the throughput-only record adds no accuracy repeat
+    assert "| constant            |   3 |" in alpha  # the throughput-only record adds no accuracy repeat
+    assert "images/s" not in markdown.split("\n## alpha_lt", 1)[1]  # no per-run throughput: see throughput.md
 
 
-def test_summary_says_when_cosine_beats_constant_and_when_it_does_not(built):
+def test_table_has_inline_differences_with_holm_p_and_the_balance_column(built):
+    alpha = _section((built / "README.md").read_text(), "alpha_lt")
+    header = alpha.split("\n")[2]
+    assert header.split("|")[4].strip() == "Δ kNN@10" and "Δ kNN@10 few" in header and "Balance" in header
+    row = next(line for line in alpha.split("\n") if line.startswith("| cosine_tau "))
+    # +3.0 over seeds (3, 3.25, 2.75): 95 % t interval 3 +- 4.303 * 0.25 / sqrt(3); raw p 0.0023, the 5th smallest
+    # of the 8 comparisons (three have no spread: p 0), so Holm multiplies it by 8 - 4 = 4.
+    assert "+3.0 [+2.4, +3.6] p 0.0092 *" in row
+    # many / medium / few = o + 3, o, o - 27 per seed: population std sqrt((11² + 8² + 19²) / 3) = 13.5, every seed.
+    assert row.rstrip(" |").endswith("13.5 ± 0.0")
+    assert ("Holm families: 8 comparisons, 5 methods against the floors; MDD at n 3: 0.8 pp on kNN@10 overall "
+            "(std of paired differences 0.2 pp)") in alpha
+
+
+def test_a_table_below_its_floors_is_not_informative_and_draws_no_claim(built):
+    markdown = (built / "README.md").read_text()
+    beta = _summary(markdown, "beta_lt")
+    assert "**not informative about the methods**" in beta and "no conclusion about any method or paper's claim" in beta
+    assert "claim that the cosine schedule" not in beta and "vs constant" not in beta
+    assert "**not informative about the methods**" in _section(markdown, "beta_lt")
+
+
+def test_summary_reads_every_strategy_against_constant_and_names_its_setting(built):
     markdown = (built / "README.md").read_text()
     assert markdown.index("## Summary") < markdown.index("\n## alpha_lt")
-    alpha, beta = _summary(markdown, "alpha_lt"), _summary(markdown, "beta_lt")
+    alpha = _summary(markdown, "alpha_lt")
+    assert alpha.startswith("(ldam rho 10), small_cnn, 5 epochs, 8x8 px**, kNN@10, n 3 (every method beats both floors)")
     _assert_contains(
         alpha,
         [
-            "Best on kNN@10 overall: **cosine_tau** (83.1), ahead of dystress (80.6) beyond the noise",
-            "cosine_tau vs constant on kNN@10: overall better beyond the noise (+3.0 pp",
-            "few-shot classes better beyond the noise (+6.0 pp",
-            "These runs support the claim that the cosine schedule",
-            "sdclr+cosine_tau vs sdclr on kNN@10: overall better beyond the noise (+1.0 pp",
-            "few-shot classes no different beyond the noise (-0.1 pp",
-            "Floors: every method beat every floor (floor:random_init, floor:raw_pixels)",
+            "cosine_tau vs constant: overall better (+3.0 pp, p 0.0092), few better (+6.0 pp, p 0.0029)",
+            "dystress vs constant: overall better (+0.5 pp, p 0)",
+            "These runs support the claim that the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023) "
+            "at this setting.",
         ],
     )
-    _assert_contains(
-        beta,
-        [
-            "overall worse beyond the noise (-3.0 pp",
-            "**These runs do not support the claim that the cosine schedule",
-            "Best on kNN@10 overall: **dystress** (80.2), within the noise of the runner-up constant",
-            "**not every method beat the floors**",
-            "cosine_tau below floor:raw_pixels (-8.0 pp",
-        ],
-    )
+    assert "sdclr vs" not in alpha  # an objective, not a temperature strategy
+
+
+def test_summary_is_at_most_ten_lines(built):
+    summary = (built / "README.md").read_text().split("## Summary\n")[1].split("\n## ")[0]
+    assert 0 < len([line for line in summary.splitlines() if line.strip()]) <= 10
 
 
 def _assert_contains(text: str, fragments: list[str]) -> None:
@@ -165,50 +210,75 @@ def _assert_contains(text: str, fragments: list[str]) -> None:
         assert fragment in text
 
 
-def test_provenance_lists_commands_hardware_versions_repeats_dates_commits_and_citations(built):
+def test_provenance_lists_commits_per_row_hardware_versions_repeats_dates_and_commands(built):
     _assert_contains(
         _section((built / "README.md").read_text(), "alpha_lt"),
         [
-            "- Commands (1):\n  - `python -m bench run --dataset alpha_lt --seeds 0-2`",
-            "- Hardware: `cpu: test-A x2 threads`, `cuda: test-B`",
-            "- Software: python 3.11.7, torch 2.14.1",
-            "- Git commits: `000000000000`, `111111111111`, `222222222222`",
-            "- Repeats: 3 (seed, split) pair(s): seeds 0-2; no published split",
-            "- Dates: 2026-11-20 to 2026-11-22 (UTC)",
-            "| cosine_tau | SimCLR, cosine tau schedule | Kukleva et al., ICLR 2023 |",
-            "| sdclr+cosine_tau | sdclr+cosine_tau description | - |",
+            "- Rows by commit: `000000000000` (constant, cosine_tau, dystress, sdclr, sdclr+cosine_tau, floor:random_init, "
+            "floor:raw_pixels); `111111111111` (",
+            "**Warning: rows span 3 commits; rerun at one clean commit before reading differences.**",
+            "- Hardware: `cpu: test-A x2 threads`, `cuda: test-B`; software: python 3.11.7, torch 2.14.1",
+            "- Repeats: 3 (seed, split) pair(s): seeds 0-2; no published split; dates: 2026-11-20 to 2026-11-22 (UTC)",
+            "- Commands (1): `python -m bench run --dataset alpha_lt --seeds 0-2`",
         ],
     )
+
+
+def test_the_throughput_page_is_separate_shows_the_latest_per_machine_and_is_checked(board):
+    page = (board / "throughput.md").read_text()
+    readme = (board / "README.md").read_text()
+    assert "cosine_tau" in page and "## alpha_lt on cpu" in page and "| Variant " not in readme
+    # One machine under two labels (the stored CPU facts agree): one section, the newer label, the latest record.
+    assert page.count("## alpha_lt on ") == 1 and "## alpha_lt on cpu: AMD EPYC (family 23, AVX2) x2 threads, 2026-11-25" in page
+    assert "0.900 [" in page and "slower than constant by 10 %" in page
+    assert "0.900 [0.880–0.920] (alpha_lt, cpu: AMD EPYC (family 23, AVX2) x2 threads)" in readme  # the summary's cost line
+    (board / "throughput.md").write_text(page.replace("slower", "faster"))
+    assert check_report(board / "results", board / "README.md") == [
+        f"{board / 'throughput.md'} differs from what the records generate; run `python -m bench leaderboard`"
+    ]
+    (board / "throughput.md").unlink()
+    assert len(check_report(board / "results", board / "README.md")) == 1
+
+
+def test_one_method_list_with_citations(built):
+    markdown = (built / "README.md").read_text()
+    assert markdown.count("\n## Methods\n") == 1 and markdown.count("- `cosine_tau`: ") == 1
+    assert "- `cosine_tau`: SimCLR, cosine tau schedule (Kukleva et al., ICLR 2023)" in markdown
+    assert "- `sdclr+cosine_tau`: sdclr+cosine_tau description\n" in markdown
 
 
 def test_every_figure_is_written_linked_relatively_and_carries_its_digest(built):
     markdown = (built / "README.md").read_text()
     pngs = sorted(p.name for p in (built / "figures").glob("*.png"))
-    assert len(pngs) == 2 * len(KINDS)
+    assert len(pngs) == 2 * len(KINDS) + 1  # and the throughput benchmark's, linked from its page
+    pages = markdown + (built / "throughput.md").read_text()
     for name in pngs:
-        assert f"](figures/{name})" in markdown
+        assert f"](figures/{name})" in pages
         assert len(stored_digest(built / "figures" / name) or "") == 64
-    assert {name.split("__")[1][:-4] for name in pngs} == set(KINDS)
+    assert {name.split("__")[1][:-4] for name in pngs} == {*KINDS, "benchmark"}
     assert str(built) not in markdown  # no absolute path
 
 
 def test_tau_band_for_per_pair_strategies_and_no_crash_without_tau(built):
-    records = [r for r in load_records(built / "results") if r["dataset"] == "alpha_lt"]
+    records = [r for r in load_records(built / "results") if r["dataset"] == "alpha_lt" and r["kind"] != "throughput"]
     tau = next(s for s in protocol_figures(protocol_id(records[0]), records) if s.kind == "tau").data["methods"]
     assert "p10" in tau["dystress"] and "p10" not in tau["cosine_tau"]
     assert "sdclr+cosine_tau" not in tau  # logs no tau: left out, not a crash
 
 
-def test_throughput_of_two_hardware_never_shares_a_comparison(built):
-    records = [r for r in load_records(built / "results") if r["dataset"] == "alpha_lt"]
-    spec = next(s for s in protocol_figures(protocol_id(records[0]), records) if s.kind == "throughput")
-    panels = spec.data["hardware"]
-    assert set(panels) == {"cpu: test-A x2 threads", "cuda: test-B"}
-    for panel in panels.values():  # 90 vs 100 (x40 on the GPU): 0.9 within each hardware, never 36 or 0.02
-        ratios = dict(zip(panel["methods"], panel["ratio"]))
-        assert ratios["cosine_tau"] == pytest.approx(0.9)
-    table = throughput_table(records_frame(records))
-    assert set(table.loc[table["Method"] == "cosine_tau", "relative to constant"]) == {"0.900"}
+def test_differences_figure_has_intervals_per_group_and_per_class_has_error_bars(built):
+    records = [r for r in load_records(built / "results") if r["dataset"] == "alpha_lt" and r["kind"] != "throughput"]
+    specs = {s.kind: s.data for s in protocol_figures(protocol_id(records[0]), records)}
+    differences = specs["differences"]
+    assert differences["groups"] == ["overall", "many", "medium", "few"] and "constant" not in differences["methods"]
+    cosine = differences["methods"].index("cosine_tau")
+    assert differences["overall"]["mean"][cosine] == pytest.approx(3.0)
+    assert differences["overall"]["low"][cosine] < 3.0 < differences["overall"]["high"][cosine]
+    per_class = specs["per_class"]["methods"]["cosine_tau"]
+    assert per_class["count"] == sorted(COUNTS)
+    assert per_class["std"][-1] == pytest.approx(statistics.stdev([83.0, 84.75, 81.5]))  # class 100 over the seeds
+    training = specs["training"]
+    assert set(training) == {"accuracy", "few", "tau"} and training["accuracy"]["cosine_tau"]["epoch"] == [3, 5]
 
 
 def test_the_report_is_deterministic(built):
@@ -235,13 +305,14 @@ def test_check_fails_after_a_record_is_edited(board):
     path.write_text(json.dumps(record))
     problems = check_report(board / "results", board / "README.md")
     assert any("README.md differs from what the records generate; run `python -m bench leaderboard`" in p for p in problems)
-    stale = [p for p in problems if p.startswith("figure ") and "is stale" in p]
-    assert len(stale) == 1 and "beta_lt-" in stale[0] and "__per_class.png is stale" in stale[0]
+    stale = sorted(p for p in problems if p.startswith("figure ") and "is stale" in p)
+    assert len(stale) == 2 and all("beta_lt-" in p for p in stale)
+    assert "__differences.png is stale" in stale[0] and "__per_class.png is stale" in stale[1]
 
 
 def test_check_fails_after_a_line_of_the_readme_is_edited(board):
     readme = board / "README.md"
-    readme.write_text(readme.read_text().replace("ahead of dystress", "ahead of everyone", 1))
+    readme.write_text(readme.read_text().replace("Holm families", "Families", 1))
     assert check_report(board / "results", board / "README.md") == [
         f"{readme} differs from what the records generate; run `python -m bench leaderboard`"
     ]

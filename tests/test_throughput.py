@@ -14,8 +14,8 @@ from bench.keys import BARE, CONTROL, cost_verdict, median_interval, protocol_id
 from bench.records import load_records
 from bench.report import FIGURES_DIR, write_report
 from bench.report.figures import protocol_figures
-from bench.report.tables import records_frame, render
-from bench.report.throughput import throughput_section
+from bench.report.tables import records_frame
+from bench.report.throughput import throughput_page
 from bench.throughput import Variant, measure, run_throughput
 
 
@@ -53,16 +53,16 @@ def test_record_loads_and_stays_out_of_the_accuracy_tables(record, tmp_path):
     loaded = load_records(record["_path"].rsplit("/", 1)[0])
     assert [r["kind"] for r in loaded] == ["throughput"]
     assert records_frame(loaded).empty
-    markdown = render(loaded)
-    assert "digits_lt on cpu" in markdown and "constant@per-image" in markdown
-    assert throughput_section([]) == ""
+    page = throughput_page(loaded)
+    assert "## digits_lt on cpu" in page and "constant@per-image" in page
+    assert throughput_page([]) == ""
 
 
 def test_section_separates_hardware(record):
     other = json.loads(json.dumps({k: v for k, v in record.items() if k != "_path"}))
     other["environment"]["hardware"] = "cuda: Some GPU"
-    section = throughput_section([record, other])
-    assert section.count("### digits_lt on") == 2
+    page = throughput_page([record, other])
+    assert page.count("## digits_lt on") == 2
 
 
 def test_the_report_draws_a_benchmark_figure_per_dataset_with_one_panel_per_hardware(record, tmp_path):
@@ -84,9 +84,11 @@ def test_the_report_draws_a_benchmark_figure_per_dataset_with_one_panel_per_hard
     results = tmp_path / "results"
     results.mkdir()
     (results / "t.json").write_text(json.dumps({k: v for k, v in record.items() if k != "_path"}))
-    markdown = write_report(results, tmp_path / "README.md")
-    assert f"]({FIGURES_DIR}/{spec.name})" in markdown and (tmp_path / FIGURES_DIR / spec.name).exists()
-    assert "**Provenance**" in markdown and "| Method | What it is |" not in markdown
+    readme = write_report(results, tmp_path / "README.md")
+    page = (tmp_path / "throughput.md").read_text()  # the throughput page, apart from the accuracy tables
+    assert f"]({FIGURES_DIR}/{spec.name})" in page and (tmp_path / FIGURES_DIR / spec.name).exists()
+    assert "constant@per-image" not in readme and "## Methods" not in readme
+    assert f"commit `{record['environment']['git_commit'][:12]}`" in page
 
 
 @pytest.mark.parametrize("args, message", [
@@ -185,30 +187,29 @@ def _with_ratios(record: dict, ratios: dict[str, list[float]], finished_at: str 
     return copy
 
 
-def test_summary_states_the_cost_claim_from_the_latest_record_per_hardware(record):
-    from bench.report.summary import cost_markdown
+def test_the_throughput_page_states_the_cost_claim_from_the_latest_record_per_hardware(record):
+    from bench.report.summary import cost_line
 
     level = [0.995, 1.0, 1.005, 0.998, 1.002, 1.001, 0.999]
     cheap = _with_ratios(record, {"cosine_tau": level, CONTROL: level}, "2030-01-02T00:00:00+00:00")
-    text = "\n".join(cost_markdown([cheap]))
+    text = throughput_page([cheap])
     assert "cosine_tau: 1.000 [0.995–1.005], within 2 % of constant: these measurements support the claim" in text
     assert "A/A control (constant built and timed twice): 1.000 [0.995–1.005]" in text
     assert "constant / constant@per-image (batched on-device augmentation vs lightly per image): " in text
+    assert "1.000 [0.995–1.005] (digits_lt, cpu" in cost_line([cheap])  # the README's one summary line on the cost
 
     costly = _with_ratios(record, {"cosine_tau": [0.9, 0.91, 0.92, 0.9, 0.89, 0.9, 0.9]}, "2030-01-03T00:00:00+00:00")
-    text = "\n".join(cost_markdown([cheap, costly]))  # the newer record of the same hardware is the one summarised
+    text = throughput_page([cheap, costly])  # the newer record of the same hardware is the one shown
     assert "slower than constant by 10 %: **these measurements do not support the claim" in text
-    assert text.count("**Cost:") == 1
+    assert text.count("## digits_lt on") == 1 and "2030-01-02" not in text
 
     unresolved = _with_ratios(record, {"cosine_tau": [0.9, 1.0, 1.1, 0.95, 1.05, 1.0, 0.97]}, "2030-01-04T00:00:00+00:00")
-    assert "does not decide the claim" in "\n".join(cost_markdown([unresolved]))
+    assert "does not decide the claim" in throughput_page([unresolved])
 
 
-def test_older_measurements_of_the_same_hardware_are_folded_below_the_latest(record):
+def test_only_the_latest_measurement_per_machine_is_shown(record):
     old = _with_ratios(record, {}, "2000-01-01T00:00:00+00:00")
     old["config"].pop("interleaving")  # an older record: block interleaving
-    section = throughput_section([old, record])
-    latest_at = section.index(f"### digits_lt on {record['environment']['hardware']}, {record['finished_at']}")
-    folded_at = section.index("<details><summary>Older measurements of digits_lt")
-    assert latest_at < folded_at < section.index("#### digits_lt on") < section.index("</details>")
-    assert "interleaved step by step" in section and "interleaved in blocks of 2 steps" in section
+    page = throughput_page([old, record])
+    assert page.count("## digits_lt on") == 1 and f"## digits_lt on {record['environment']['hardware']}" in page
+    assert "interleaved step by step" in page and "interleaved in blocks" not in page and "2000-01-01" not in page

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
 
-from bench.keys import BASELINE, FLOOR_PREFIX, GROUPS
+from bench.keys import BASELINE
 from bench.records import atomic_write
 from bench.report.figures import DIGEST_KEY, FIGURE_FORMAT, FORMAT_KEY, FigureSpec, stored_digest
 
@@ -33,15 +33,28 @@ def _legend(ax: Axes) -> None:
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
+#: Line styles and markers cycled over the methods of a figure, so that two methods with the same
+#: schedule (e.g. constant and constant+sdclr, or two strategies at the same tau) never hide each other.
+STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
+
+
+def _style(index: int) -> dict[str, Any]:
+    return {"linestyle": STYLES[index % len(STYLES)], "marker": MARKERS[index % len(MARKERS)]}
+
+
 def _draw_tau(fig: MplFigure, data: dict[str, Any]) -> None:
     ax = fig.add_subplot()
     colours = _colours(list(data["methods"]))
-    for method, entry in data["methods"].items():
-        label = method + (" (median, 10-90 % band)" if "p10" in entry else "")
-        ax.plot(entry["epoch"], entry["tau"], color=colours[method], label=label)
+    for index, (method, entry) in enumerate(data["methods"].items()):
+        label = method + (" (mean, 10-90 % band)" if "p10" in entry else "")
+        # Markers spaced and offset per method: on overlapping curves each method's markers stay visible.
+        every = max(len(entry["epoch"]) // 8, 1)
+        ax.plot(entry["epoch"], entry["tau"], color=colours[method], label=label, markersize=4,
+                markevery=(index % every, every), linewidth=1.5, **_style(index))
         if "p10" in entry:
             ax.fill_between(entry["band_epoch"], entry["p10"], entry["p90"], color=colours[method], alpha=0.2, linewidth=0)
-    ax.set(xlabel="epoch", ylabel="tau", title="Temperature over training (mean over repeats)")
+    ax.set(xlabel="epoch", ylabel="tau", title="Temperature over training (mean over repeats; every method drawn)")
     _legend(ax)
 
 
@@ -73,46 +86,42 @@ def _draw_tau_by_class(fig: MplFigure, data: dict[str, Any]) -> None:
     _legend(ax)
 
 
-def _draw_groups(fig: MplFigure, data: dict[str, Any]) -> None:
-    ax = fig.add_subplot()
+def _draw_differences(fig: MplFigure, data: dict[str, Any]) -> None:
+    """One panel per group (overall, many, medium, few): a dot per method at its mean paired difference
+    to constant, its 95 % t interval as a bar, and the line of no difference."""
+    groups = data["groups"]
+    axes = fig.subplots(1, len(groups), squeeze=False, sharey=True)[0]
     methods = data["methods"]
-    width = 0.8 / max(len(methods), 1)
-    colours = _colours(methods)
-    for i, method in enumerate(methods):
-        x = np.arange(len(GROUPS)) + (i - (len(methods) - 1) / 2) * width
-        means = [np.nan if v is None else v for v in (data[g]["mean"][i] for g in GROUPS)]
-        ax.bar(x, means, width, yerr=[data[g]["std"][i] for g in GROUPS], capsize=2, color=colours[method],
-               hatch="//" if method.startswith(FLOOR_PREFIX) else None, label=method)
-    ax.set_xticks(np.arange(len(GROUPS)), GROUPS)
-    ax.set(ylabel=f"{data['metric']} accuracy (%)", title=f"{data['metric']} by class group (mean ± std over repeats)")
-    _legend(ax)
+    y = np.arange(len(methods))[::-1]
+    for ax, group in zip(axes, groups):
+        entry = data[group]
+        for yi, mean, low, high in zip(y, entry["mean"], entry["low"], entry["high"]):
+            if mean is None:
+                continue
+            if low is not None:
+                ax.plot([low, high], [yi, yi], color="C0", linewidth=2.5, solid_capstyle="butt")
+            ax.plot([mean], [yi], "o", color="black", markersize=4)
+        ax.axvline(0.0, color="grey", linewidth=0.8)
+        ax.set_title(group, fontsize="small")
+        ax.set_xlabel(f"Δ {data['metric']} vs {BASELINE} (pp)", fontsize="small")
+    axes[0].set_yticks(y, methods, fontsize="small")
+    fig.suptitle(f"Paired difference to {BASELINE} with 95 % t interval (unadjusted), by class group")
 
 
 def _draw_per_class(fig: MplFigure, data: dict[str, Any]) -> None:
     ax = fig.add_subplot()
     colours = _colours(list(data["methods"]))
-    for method, entry in data["methods"].items():
-        ax.plot(entry["count"], entry["accuracy"], marker="o", markersize=3, color=colours[method],
-                linestyle="--" if entry["floor"] else "-", label=method)
+    count = len(data["methods"])
+    for index, (method, entry) in enumerate(data["methods"].items()):
+        # Dodged on the log axis so that error bars of one class size do not sit on top of each other.
+        shift = 1.012 ** (index - (count - 1) / 2)
+        ax.errorbar([c * shift for c in entry["count"]], entry["accuracy"], yerr=entry["std"], fmt=MARKERS[index % len(MARKERS)],
+                    markersize=4, capsize=2, linestyle="none", color=colours[method],
+                    mfc="none" if entry["floor"] else colours[method], label=method)
     ax.set_xscale("log")
     ax.set(xlabel="training images of the class (log)", ylabel=f"{data['metric']} accuracy (%)",
-           title="Per-class accuracy against class size (mean over repeats; floors dashed)")
+           title="Per-class accuracy against class size (mean ± std over records; floors hollow)")
     _legend(ax)
-
-
-def _draw_throughput(fig: MplFigure, data: dict[str, Any]) -> None:
-    """One bar panel per hardware: each method's mean images/s over constant's, a line at 1."""
-    panels = data["hardware"]
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (hardware, entry) in zip(axes, panels.items()):
-        names = entry["methods"]
-        colours = _colours(names)
-        ax.bar(names, entry["ratio"], color=[colours[n] for n in names])
-        ax.axhline(1.0, color="grey", linewidth=0.8)
-        ax.set_title(hardware, fontsize="small")
-        ax.set_ylabel(f"images/s relative to {BASELINE}")
-        ax.tick_params(axis="x", labelrotation=30, labelsize="small")
-    fig.suptitle("Throughput of the runs relative to constant, per hardware (separate runs, not interleaved)")
 
 
 def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
@@ -145,35 +154,28 @@ def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
 
 
 def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
-    monitored = bool(data["accuracy"])
-    axes = fig.subplots(1, 2 if monitored else 1, squeeze=False, width_ratios=[1, 2] if monitored else None)[0]
-    colours = _colours(list(data["loss"]))
-    for method, entry in data["loss"].items():
-        axes[0].plot(entry["epoch"], entry["value"], color=colours[method], label=method)
-    axes[0].set(xlabel="epoch", ylabel="loss")
-    _legend(axes[0])
-    if monitored:
-        ax = axes[1]
-        for method, entry in data["accuracy"].items():
-            ax.plot(entry["epoch"], entry["value"], color=colours.get(method), marker=".", label=f"{method}: all classes")
-            few = data["few"].get(method)
-            if few:
-                ax.plot(few["epoch"], few["value"], color=colours.get(method), linestyle="--", marker=".",
-                        label=f"{method}: few-shot classes")
-        ax.set(xlabel="epoch", ylabel="kNN@10 on the test set (%)")
-        ax.legend(fontsize="x-small", loc="best")  # inside: the right edge holds the tau axis
-        tau_axis = ax.twinx()  # tau beside the accuracy: the schedule's phases against the tail
-        for method, entry in data["tau"].items():
-            tau_axis.plot(entry["epoch"], entry["value"], color=colours.get(method), linestyle=":", linewidth=1)
-        tau_axis.set_ylabel("tau (dotted)")
-    note = "" if monitored else " (no kNN accuracy logged per epoch: --monitor-every)"
-    fig.suptitle(f"Training curves, mean over repeats{note}")
+    """kNN@10 over training (all classes solid, few-shot dashed), and tau per epoch in a panel beside it."""
+    axes = fig.subplots(1, 2, squeeze=False, width_ratios=[2, 1])[0]
+    colours = _colours(list(data["accuracy"]))
+    for method, entry in data["accuracy"].items():
+        axes[0].plot(entry["epoch"], entry["value"], color=colours[method], marker=".", label=f"{method}: all classes")
+        few = data["few"].get(method)
+        if few:
+            axes[0].plot(few["epoch"], few["value"], color=colours[method], linestyle="--", marker=".",
+                         label=f"{method}: few-shot")
+    axes[0].set(xlabel="epoch", ylabel="kNN@10 on the test set (%)")
+    axes[0].legend(fontsize="x-small", loc="best")
+    for index, (method, entry) in enumerate(data["tau"].items()):
+        axes[1].plot(entry["epoch"], entry["value"], color=colours.get(method, "grey"), linestyle=STYLES[index % len(STYLES)],
+                     linewidth=1, label=method)
+    axes[1].set(xlabel="epoch", ylabel="tau")
+    fig.suptitle("Monitored kNN@10 over training, tau beside it (mean over repeats)")
 
 
 DRAW: dict[str, Callable[[MplFigure, dict[str, Any]], None]] = {
     "tau": _draw_tau, "sample_tau": _draw_sample_tau, "tau_by_class": _draw_tau_by_class,
-    "groups": _draw_groups, "per_class": _draw_per_class,
-    "throughput": _draw_throughput, "training": _draw_training, "benchmark": _draw_benchmark,
+    "differences": _draw_differences, "per_class": _draw_per_class,
+    "training": _draw_training, "benchmark": _draw_benchmark,
 }
 
 

@@ -1,17 +1,19 @@
 """The leaderboard's figures, one set per table, from records alone: what each figure plots, and its
 digest (drawn as PNG by :mod:`bench.report.drawing`).
 
-Per table (protocol): ``tau`` (tau per epoch, mean over repeats; per-pair strategies' 10-90 % range as a
-band), ``sample_tau`` and ``tau_by_class`` (only where a method learns a temperature per sample,
-iSogCLR: the quantiles of its per-sample taus per epoch beside the other methods' tau, and the final
-mean tau of each class against the class's size), ``groups`` (many / medium / few accuracy of the main
-metric, bars with the std over repeats), ``per_class`` (per-class accuracy against training-set class
-size, log x; floors dashed), ``throughput`` (images per second relative to ``constant``, one panel per
-hardware, never mixed) and ``training`` (loss per epoch; kNN accuracy too where a history logs it). A
-``bench throughput`` table gets ``benchmark`` instead: each variant's median ratio to ``constant`` with
-its 95 % interval over repeats, methods and reference paths apart, one row per hardware (the latest
-record of each). A figure whose data are absent (no method logs tau, no ``constant`` on any hardware) is
-not drawn and not linked.
+Per table (protocol): ``tau`` (tau per epoch, mean over repeats, every method with a line style of its own so
+that identical schedules stay visible; per-pair strategies' 10-90 % range as a band), ``sample_tau`` and
+``tau_by_class`` (only where a method learns a temperature per sample, iSogCLR: the quantiles of its per-
+sample taus per epoch beside the other methods' tau, and the final mean tau of each class against the class's
+size), ``differences`` (each method's paired difference to ``constant`` with its 95 % t interval, overall and
+per class group: the size of a difference against its noise, not bars from 0), ``per_class`` (per-class
+accuracy against training-set class size, log x, mean with the std over records as error bars, markers only:
+classes are discrete) and ``training`` (the monitored kNN@10 overall and on the few-shot classes over
+training, with tau beside it, where histories log it; losses are not drawn: they are not comparable across tau
+and objectives). A ``bench throughput`` table gets ``benchmark`` instead: each variant's median ratio to
+``constant`` with its 95 % interval over repeats, methods and reference paths apart, one row per hardware (the
+latest record of each). A figure whose data are absent (no method logs tau, no ``constant`` on any hardware)
+is not drawn and not linked.
 
 How ``--check`` stays robust: PNG bytes depend on the matplotlib, freetype and zlib versions, so
 they are never compared. Instead each figure is first reduced to the exact data it plots (a JSON
@@ -40,11 +42,11 @@ import pandas as pd
 
 from bench.keys import BASELINE, CONTROL, COST_TOLERANCE, FLOOR_PREFIX, GROUPS, median_interval
 from bench.report.recipes import method_label
-from bench.report.tables import (ACCURACY_KINDS, METRIC_LABELS, main_metric, method_order, records_frame, repeat_means,
-                                 speed_ratio, speeds_by_hardware)
+from bench.report.frame import ACCURACY_KINDS, METRIC_LABELS, main_metric, method_order, records_frame, repeat_means
+from bench.report.statistics import paired_difference
 from bench.report.throughput import benchmark_records, latest_per_hardware
 
-FIGURE_FORMAT = 2  # bump when the drawing (not the data) changes
+FIGURE_FORMAT = 3  # bump when the drawing (not the data) changes
 DIGEST_KEY = "bench-figure-digest"
 FORMAT_KEY = "bench-figure-format"
 DECIMALS = 6
@@ -162,23 +164,24 @@ def tau_by_class_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"methods": out} if out else {}
 
 
-def groups_data(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
-    """Per method (floors included): mean and std over repeats of many / medium / few accuracy."""
-    if f"{metric}/few" not in frame:
+def differences_data(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """Per trained method other than ``constant``: the paired difference to ``constant`` (mean, 95 % t
+    interval) on ``metric`` overall and per class group; empty without ``constant``."""
+    if BASELINE not in set(frame["method"]):
         return {}
-    methods = method_order(sorted(frame["method"].unique()))
-    out: dict[str, Any] = {"metric": METRIC_LABELS[metric], "methods": methods}
-    for group in GROUPS:
-        series = [repeat_means(frame, m, f"{metric}/{group}") for m in methods]
-        out[group] = {
-            "mean": [float(s.mean()) if len(s) else None for s in series],
-            "std": [float(s.std(ddof=1)) if len(s) > 1 else 0.0 for s in series],
-        }
-    return out
+    groups = [g for g in ("overall", *GROUPS) if f"{metric}/{g}" in frame]
+    methods = [m for m in method_order(sorted(frame.loc[frame["kind"] != "floor", "method"].unique())) if m != BASELINE]
+    out: dict[str, Any] = {"metric": METRIC_LABELS[metric], "groups": groups, "methods": methods}
+    for group in groups:
+        column = f"{metric}/{group}"
+        results = [paired_difference(repeat_means(frame, m, column), repeat_means(frame, BASELINE, column)) for m in methods]
+        out[group] = {key: [r[key] for r in results] for key in ("mean", "low", "high")}
+    return out if methods else {}
 
 
 def per_class_data(records: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    """Per method: accuracy averaged over repeats per training-set class size, sorted by size.
+    """Per method: accuracy averaged over records per training-set class size, sorted by size, with the
+    std over those records (the error bars).
 
     Averaging per class size rather than per class index keeps SDCLR's splits honest: each split
     gives the classes different sizes, and the claim is about size."""
@@ -196,19 +199,10 @@ def per_class_data(records: list[dict[str, Any]], metric: str) -> dict[str, Any]
             out[method] = {
                 "count": sizes,
                 "accuracy": [float(np.mean(by_count[c])) for c in sizes],
+                "std": [float(np.std(by_count[c], ddof=1)) if len(by_count[c]) > 1 else 0.0 for c in sizes],
                 "floor": method.startswith(FLOOR_PREFIX),
             }
     return {"metric": METRIC_LABELS[metric], "methods": out} if out else {}
-
-
-def throughput_data(frame: pd.DataFrame) -> dict[str, Any]:
-    """Per hardware that measured ``constant``: each method's mean images/s over constant's."""
-    out = {}
-    for hardware, speeds in speeds_by_hardware(frame):
-        if BASELINE not in speeds:
-            continue  # a ratio needs constant measured on the same hardware
-        out[hardware] = {"methods": list(speeds), "ratio": [speed_ratio(speeds, m) for m in speeds]}
-    return {"hardware": out} if out else {}
 
 
 #: The accuracy the trainer logs during training (``--monitor-every``): kNN@10 overall and few-shot.
@@ -217,21 +211,17 @@ MONITORED_FEW = "knn10_few"
 
 
 def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per method: mean loss per epoch; where histories log it (``--monitor-every``), the mean kNN@10
-    overall and on the few-shot classes at the monitored epochs, with tau per epoch beside it -- what the
-    low- and high-tau phases of a schedule do to the tail (TS, Kukleva et al., ICLR 2023, Fig. 1)."""
-    runs = _by_method(records)
-    monitored = any(MONITORED in row for rs in runs.values() for r in rs for row in r.get("history") or [])
-    curves: dict[str, Any] = {"loss": {}, "accuracy": {}, "accuracy_key": MONITORED if monitored else None}
-    if monitored:
-        curves.update(few={}, tau={})
-    for method, method_runs in runs.items():
-        wanted = [("loss", "loss")] + ([("accuracy", MONITORED), ("few", MONITORED_FEW), ("tau", "tau")] if monitored else [])
-        for name, history_key in wanted:
+    """Where histories log it (``--monitor-every``): per method the mean kNN@10 overall and on the
+    few-shot classes at the monitored epochs, and tau per epoch beside it -- what the low- and high-tau
+    phases of a schedule do to the tail (TS, Kukleva et al., ICLR 2023, Fig. 1). Empty when no history
+    logs the monitor (losses are not drawn: they are not comparable across tau and objectives)."""
+    curves: dict[str, Any] = {"accuracy": {}, "few": {}, "tau": {}}
+    for method, method_runs in _by_method(records).items():
+        for name, history_key in (("accuracy", MONITORED), ("few", MONITORED_FEW), ("tau", "tau")):
             epochs, values = _per_epoch_mean(method_runs, history_key)
             if epochs:
                 curves[name][method] = {"epoch": epochs, "value": values}
-    return curves if curves["loss"] else {}
+    return curves if curves["accuracy"] else {}
 
 
 def benchmark_data(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -280,10 +270,10 @@ def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[Fi
         ("tau", "tau over training", tau_data(records)),
         ("sample_tau", "per-sample temperatures over training", sample_tau_data(records)),
         ("tau_by_class", "final per-sample temperature against class size", tau_by_class_data(records)),
-        ("groups", "many / medium / few accuracy", groups_data(scored, metric) if metric else {}),
+        ("differences", "difference to constant with 95 % intervals, overall and per class group",
+         differences_data(scored, metric) if metric else {}),
         ("per_class", "per-class accuracy against class size", per_class_data(records, metric) if metric else {}),
-        ("throughput", "throughput relative to constant", throughput_data(frame)),
-        ("training", "training curves", training_data(records)),
+        ("training", "kNN@10 over training, with tau", training_data(records)),
     ]
     return [FigureSpec(f"{slug}__{kind}.png", title, kind, _round(data)) for kind, title, data in candidates if data]
 

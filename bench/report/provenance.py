@@ -1,6 +1,9 @@
-"""Where a table's numbers come from, written under it from its records: the distinct commands,
-hardware, Python and package versions, git commits, the repeats (seeds, splits), the dates, and what
-each method is with its citation (``record["method_info"]``).
+"""Where a table's numbers come from, written under it from its records: which rows come from which
+git commit (flagged when a table spans several commits or dirty trees: its rows may not be comparable
+and should be rerun at one clean commit), the hardware (one label per machine,
+:mod:`bench.report.machines`), the Python and package versions, the repeats (seeds, splits), the dates
+and the distinct commands. :func:`methods_markdown` is the report's one list of what each method is,
+with its citation (``record["method_info"]``).
 
 Everything is listed in a stable order (sorted, methods in table order) and nothing depends on the
 machine that builds the report, so the markdown is the same bytes wherever it is generated.
@@ -10,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.report.frame import method_order
 from bench.report.recipes import method_label
-from bench.report.tables import method_order
 
 UNKNOWN = "unknown"
 
@@ -62,32 +65,43 @@ def _dates(records: list[dict[str, Any]]) -> str:
     return f"{min(starts or ends)} to {max(ends or starts)} (UTC)"
 
 
-def _cell(text: Any) -> str:
-    return str(text or "-").replace("|", "\\|").replace("\n", " ")
+def commits_line(records: list[dict[str, Any]]) -> str:
+    """``Rows by commit: `abc` (constant, cosine_tau); ...``, with a warning when the rows span several
+    commits or come from a dirty tree (uncommitted code: the commit does not say what ran)."""
+    rows: dict[str, set[str]] = {}
+    for record in records:
+        commit = str((record.get("environment") or {}).get("git_commit") or UNKNOWN)
+        rows.setdefault(commit, set()).add(method_label(record))
+    text = "; ".join(f"{_commit(c) if c != UNKNOWN else UNKNOWN} ({', '.join(method_order(sorted(m)))})"
+                     for c, m in sorted(rows.items()))
+    dirty = sum(c.endswith("-dirty") for c in rows)
+    warnings = ([f"rows span {len(rows)} commits"] if len(rows) > 1 else []) + ([f"{dirty} dirty"] if dirty else [])
+    flag = f" **Warning: {', '.join(warnings)}; rerun at one clean commit before reading differences.**" if warnings else ""
+    return f"- Rows by commit: {text}.{flag}"
 
 
-def provenance_markdown(records: list[dict[str, Any]], methods: bool = True) -> list[str]:
-    """Markdown lines: provenance of ``records`` (the successful records of one table), and, with
-    ``methods`` (default), what each method is."""
+def provenance_markdown(records: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: provenance of ``records`` (the successful records of one table)."""
     environments = [r.get("environment") or {} for r in records]
     commands = _distinct([r.get("command") for r in records])
-    lines = ["\n**Provenance** (from the records of this table):\n"]
-    lines.append(f"- Commands ({len(commands)}):" if commands else f"- Commands: {UNKNOWN}")
-    lines += [f"  - `{command}`" for command in commands]
-    lines.append("- Hardware: " + (", ".join(f"`{h}`" for h in _distinct([e.get("hardware") for e in environments])) or UNKNOWN))
-    lines.append("- Software: " + "; ".join(_distinct([_packages(e) for e in environments])))
-    lines.append(
-        "- Git commits: " + (", ".join(_commit(c) for c in _distinct([e.get("git_commit") for e in environments])) or UNKNOWN)
-    )
-    lines.append(f"- Repeats: {_repeats(records)}")
-    lines.append(f"- Dates: {_dates(records)}")
-    if not methods:
-        return lines
+    hardware = ", ".join(f"`{h}`" for h in _distinct([e.get("hardware") for e in environments])) or UNKNOWN
+    lines = ["\n**Provenance**\n", commits_line(records)]
+    lines.append(f"- Hardware: {hardware}; software: " + "; ".join(_distinct([_packages(e) for e in environments])))
+    lines.append(f"- Repeats: {_repeats(records)}; dates: {_dates(records)}")
+    lines.append(f"- Commands ({len(commands)}): " + ("; ".join(f"`{c}`" for c in commands) or UNKNOWN))
+    return lines
+
+
+def methods_markdown(records: list[dict[str, Any]]) -> list[str]:
+    """The report's one list of methods: each row label once, what it is and its citation."""
     info: dict[str, dict[str, Any]] = {}
     for record in records:
-        info.setdefault(method_label(record), record.get("method_info") or {})
-    lines.append("\n| Method | What it is | Citation |\n|---|---|---|")
-    lines += [
-        f"| {m} | {_cell(info[m].get('description'))} | {_cell(info[m].get('citation'))} |" for m in method_order(list(info))
-    ]
+        if record.get("kind") != "throughput":
+            info.setdefault(method_label(record), record.get("method_info") or {})
+    if not info:
+        return []
+    lines = ["\n## Methods\n"]
+    for method in method_order(list(info)):
+        citation = info[method].get("citation")
+        lines.append(f"- `{method}`: {info[method].get('description') or UNKNOWN}" + (f" ({citation})" if citation else ""))
     return lines

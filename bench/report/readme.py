@@ -2,14 +2,18 @@
 
 :func:`render_report` composes the markdown: the header, a link to the protocol document
 (leaderboard/PROTOCOL.md: the official code each method follows and every deviation), the generated summary
-(:mod:`bench.report.summary`), and per table the tables (:mod:`bench.report.tables`), its provenance
+(:mod:`bench.report.summary`), and per table the table (:mod:`bench.report.tables`), its provenance
 (:mod:`bench.report.provenance`) and links to its figures (:mod:`bench.report.figures`), relative to the README so
-they render on a code host. The markdown is deterministic: no clock, no absolute path, sorted orders.
+they render on a code host; then the one list of methods. :func:`render_throughput` composes the throughput
+page (throughput.md beside the README, :mod:`bench.report.throughput`). Both read the records with one
+hardware label per machine (:mod:`bench.report.machines`). The markdown is deterministic: no clock, no
+absolute path, sorted orders.
 
 :func:`write_report` writes the README and makes the figures folder (default ``figures/`` beside the
 README) hold exactly the expected figures. :func:`check_report` writes nothing and returns one line
 per difference between the committed report and what the records generate (``--check``): the README
-compared byte for byte, each figure by the digest of the data it plots (see :mod:`bench.report.figures` for
+and the throughput page compared byte for byte, each figure by the digest of the data it plots
+(see :mod:`bench.report.figures` for
 why digests and not PNG bytes), and every external encoder's record kept apart from trained runs and
 labelled with its file's SHA-256 (:func:`external_problems`).
 """
@@ -19,14 +23,16 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench.keys import EXTERNAL_KIND, EXTERNAL_PREFIX, protocol_id
 from bench.records import atomic_write, load_records, successful
 from bench.report.figures import FigureSpec, figure_problems, protocol_figures
-from bench.report.provenance import provenance_markdown
+from bench.report.machines import with_canonical_hardware
+from bench.report.provenance import methods_markdown, provenance_markdown
 from bench.report.summary import summary_markdown
 from bench.report.tables import render
+from bench.report.throughput import PAGE, throughput_page
 
 FIGURES_DIR = "figures"  # beside the README; links in the markdown are relative to it
 #: The protocol document (datasets, evaluation protocols, per method the official code it follows and
@@ -36,11 +42,9 @@ PROTOCOL_DOCUMENT = Path(__file__).resolve().parents[2] / "leaderboard" / "PROTO
 
 def protocol_note(link: str) -> str:
     """The paragraph under the header that points at the protocol document and says what is not implemented."""
-    return (f"\nWhich official code each method and evaluation protocol follows, and every remaining deviation: "
-            f"[PROTOCOL.md]({link}). Not implemented: BCL-D (BCL on top of SDCLR) and BCL's own linear probe "
-            "(Adam on features extracted once). A method label ending in `(vN recipe)` marks records made under an "
-            "older version of that method's recipe (PROTOCOL.md, \"Versions\"): they get their own row and are "
-            "never averaged with the current version's.\n")
+    return (f"Official code followed and every deviation: [PROTOCOL.md]({link}); not implemented: BCL-D and BCL's own "
+            "linear probe. A label ending in `(vN recipe)` marks records of an older recipe of that method (PROTOCOL.md, "
+            "\"Versions\"): a row of their own, never averaged with the current version's.\n")
 
 
 def _by_protocol(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -52,24 +56,34 @@ def _by_protocol(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 def all_figures(records: list[dict[str, Any]]) -> list[FigureSpec]:
     """Every figure the records generate, table by table."""
+    records = with_canonical_hardware(records)
     return [spec for pid, group in sorted(_by_protocol(records).items()) for spec in protocol_figures(pid, group)]
+
+
+def _figure_links(figures_dir: str) -> Callable[[str, list[dict[str, Any]]], list[str]]:
+    def links(pid: str, group: list[dict[str, Any]]) -> list[str]:
+        return [f"\n![{spec.title}]({figures_dir}/{spec.name})" for spec in protocol_figures(pid, group)]
+
+    return links
 
 
 def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR,
                   protocol_link: str = PROTOCOL_DOCUMENT.name) -> str:
     """The README's markdown; ``figures_dir`` (default ``figures``) is the link prefix of figures,
     ``protocol_link`` the link to the protocol document (default: beside the README)."""
+    records = with_canonical_hardware(records)
+    links = _figure_links(figures_dir)
 
     def extras(pid: str, group: list[dict[str, Any]]) -> list[str]:
-        # A `bench throughput` table lists its variants itself: no method table under it.
-        lines = provenance_markdown(group, methods=any(r.get("kind") != "throughput" for r in group))
-        specs = protocol_figures(pid, group)
-        if specs:
-            lines.append("\n**Figures**\n")
-            lines += [f"![{spec.title}]({figures_dir}/{spec.name})\n" for spec in specs]
-        return lines
+        return provenance_markdown(group) + links(pid, group)
 
-    return render(records, summary=protocol_note(protocol_link) + summary_markdown(records), section_extras=extras)
+    markdown = render(records, summary=protocol_note(protocol_link) + summary_markdown(records), section_extras=extras)
+    return markdown + "\n".join(methods_markdown(successful(records))) + "\n"
+
+
+def render_throughput(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR) -> str:
+    """The throughput page's markdown (empty without ``bench throughput`` records)."""
+    return throughput_page(with_canonical_hardware(records), _figure_links(figures_dir))
 
 
 def _protocol_link(output: Path) -> str:
@@ -92,6 +106,11 @@ def write_report(results_dir: Path, output: Path, figures: Path | None = None) -
     figures = figures or output.parent / FIGURES_DIR
     markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     atomic_write(output, lambda handle: handle.write(markdown))
+    page, throughput = render_throughput(records, os.path.relpath(figures, output.parent)), output.parent / PAGE
+    if page:
+        atomic_write(throughput, lambda handle: handle.write(page))
+    elif throughput.exists():
+        throughput.unlink()  # no throughput records any more: no stale page
     # matplotlib only where figures are drawn: --check compares digests and never imports it.
     from bench.report.drawing import write_figures
 
@@ -144,6 +163,10 @@ def check_report(results_dir: Path, output: Path, figures: Path | None = None) -
     markdown = render_report(records, os.path.relpath(figures, output.parent), _protocol_link(output))
     if not output.exists() or output.read_text() != markdown:
         problems.append(f"{_shown(output)} differs from what the records generate; run `python -m bench leaderboard`")
+    page, throughput = render_throughput(records, os.path.relpath(figures, output.parent)), output.parent / PAGE
+    if (throughput.read_text() if throughput.exists() else "") != page:
+        what = "is stale: the records no longer generate it" if not page else "differs from what the records generate"
+        problems.append(f"{_shown(throughput)} {what}; run `python -m bench leaderboard`")
     problems += [
         f"{line}; run `python -m bench leaderboard`" for line in figure_problems(all_figures(records), figures, _shown(figures))
     ]

@@ -18,14 +18,16 @@ from typing import Any
 
 METHODS_DIR = Path(__file__).resolve().parents[2] / "methods"
 DEFAULT_VERSION = 1  # methods.base.ContrastiveMethod.recipe_version
+DEFAULT_ROLE = "temperature"  # methods.base.ContrastiveMethod.role
 
 
-def _own_version(node: ast.ClassDef) -> int | None:
+def _own_constant(node: ast.ClassDef, name: str) -> Any:
+    """The class's own ``name = <constant>`` (annotated or not); None when it does not set one."""
     for statement in node.body:
         targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
         value = getattr(statement, "value", None)
-        if any(isinstance(t, ast.Name) and t.id == "recipe_version" for t in targets) and isinstance(value, ast.Constant):
-            return int(value.value)
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and isinstance(value, ast.Constant):
+            return value.value
     return None
 
 
@@ -38,23 +40,39 @@ def _registered_name(node: ast.ClassDef) -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
-def recipe_versions() -> dict[str, int]:
-    """The current recipe version of every method registered in ``methods/``, by registered name."""
-    versions: dict[str, int] = {}
+def _class_constants(attribute: str, default: Any) -> dict[str, Any]:
+    """``attribute`` of every class registered in ``methods/``, by registered name: the class's own
+    value, else its base class's in the same file, else ``default`` (methods.base's)."""
+    values: dict[str, Any] = {}
     for path in sorted(METHODS_DIR.glob("*.py")):
-        by_class: dict[str, int] = {}
+        by_class: dict[str, Any] = {}
         for node in ast.parse(path.read_text()).body:
             if not isinstance(node, ast.ClassDef):
                 continue
-            inherited = next(
-                (by_class[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in by_class), DEFAULT_VERSION
-            )
-            own = _own_version(node)
+            inherited = next((by_class[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in by_class), default)
+            own = _own_constant(node, attribute)
             by_class[node.name] = inherited if own is None else own
             name = _registered_name(node)
             if name is not None:
-                versions[name] = by_class[node.name]
-    return versions
+                values[name] = by_class[node.name]
+    return values
+
+
+def recipe_versions() -> dict[str, int]:
+    """The current recipe version of every method registered in ``methods/``, by registered name."""
+    return {name: int(version) for name, version in _class_constants("recipe_version", DEFAULT_VERSION).items()}
+
+
+def method_roles() -> dict[str, str]:
+    """The ``role`` of every registered method (methods/base.py): ``objective`` (a loss of its own, e.g.
+    constant = SimCLR, sdclr, moco) or ``temperature`` (a temperature strategy for SimCLR's loss, e.g.
+    cosine_tau): which rows the summary compares with constant as temperature strategies."""
+    return dict(_class_constants("role", DEFAULT_ROLE))
+
+
+def registered_name(label: str) -> str:
+    """The registered method of a row label: ``constant[tau=0.5] (v1 recipe)`` -> ``constant``."""
+    return label.split(" (v", 1)[0].split("[", 1)[0]
 
 
 def current_recipe_version(method: str) -> int | None:

@@ -1,95 +1,63 @@
-"""The leaderboard: leaderboard/README.md rebuilt from records alone (pandas + tabulate + scipy).
+"""The leaderboard's tables: one per protocol (dataset, backbone, epochs, batch size, evaluation, and the
+construction where it is not the dataset's default), so that no table mixes incomparable runs.
 
-One table per protocol (dataset, backbone, epochs, batch size, evaluation, and the construction where
-it is not the dataset's default) so that no table mixes incomparable runs. Rows are methods with
-mean +- std over repeats and n, where a repeat is one (seed, split) pair -- SDCLR's five splits are
-repeats like seeds; the floor rows (raw pixels, random weights) are evaluated the same way.
+Rows are methods with mean +- std over repeats and n, where a repeat is one (seed, split) pair --
+SDCLR's five splits are repeats like seeds; the floor rows (raw pixels, random weights) are evaluated
+the same way. The paired differences to ``constant`` stand inline, beside the main metric overall and
+on the few-shot classes: ``Δ [95 % interval] p`` over the (seed, split) pairs both rows have, with the
+p-value Holm-adjusted over the table's comparison family (:mod:`bench.report.analysis`). Pairing is what
+makes small gains visible: runs with the same seed and split share the data and the initialisation,
+so the split-to-split spread cancels. The last column is the balancedness of SDCLR and BCL: the std
+over the many / medium / few accuracies of each run (:func:`bench.report.statistics.balancedness`).
 
-Under each table, every method's difference to ``constant``, paired over the (seed, split) pairs both
-have, with a paired t-test (``scipy.stats.ttest_rel``) and the 95 % t interval of the mean
-difference. Pairing is what makes small gains visible: runs with the same seed and split share the
-data and the initialisation, so the split-to-split spread (several points on SDCLR's splits) cancels.
-A t-test rather than a bootstrap interval because n is 3..5 here, where a bootstrap has only a handful
-of distinct resamples and its intervals are too narrow. ``*`` marks p < 0.05; with many methods and
-metrics a few stars arise by chance (no multiple-comparison correction is applied).
+Records made under an older recipe version of their method get their own row, labelled e.g.
+``moco (v1 recipe)`` (:func:`bench.report.recipes.method_label`; leaderboard/PROTOCOL.md, "Versions").
+``external`` records (encoders scored by ``bench evaluate``, bench/external.py) carry a protocol of their
+own (``encoder: external``), so they get their own table and floors; their rows read
+``external:LABEL (sha256 0123456789ab)``. ``throughput`` records (speed only) are on the throughput page
+(:mod:`bench.report.throughput`); the runs' own images/s are not shown (packed or loaded machines make
+them disagree with the controlled, interleaved measurement).
 
-A throughput table per hardware follows: throughput ratios are only ever taken between records from
-the same hardware.
-
-Records made under an older recipe version of their method (``method_info.recipe_version``, 1 when
-absent) get their own row, labelled e.g. ``moco (v1 recipe)`` (:func:`method_label`): a change that
-moves a method's numbers never mixes old and new records in one mean (leaderboard/PROTOCOL.md,
-"Versions").
-
-Only records of kind ``run``, ``floor`` and ``external`` enter the accuracy tables; other kinds (e.g.
-``throughput`` records, which measure speed only) appear in their own section (bench.report.throughput), and unknown
-kinds are ignored. ``external`` records (encoders scored by ``bench evaluate``, bench/external.py) carry a
-protocol of their own (``encoder: external``, no epochs or batch size), so they get their own table, titled
-as external encoders, with its own floors: never a row, a mean or a difference shared with trained runs.
-Their rows read ``external:LABEL (sha256 0123456789ab)``.
 The summary, provenance and figures around these tables come from :mod:`bench.report.readme`, which
-passes them in through :func:`render`'s ``summary`` and ``section_extras`` (defaults: none), so this
-module stays the tables alone.
+passes them in through :func:`render`'s ``summary`` and ``section_extras`` (defaults: none).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Optional
 
 import pandas as pd
-from scipy import stats
 from tabulate import tabulate
 
 from bench.keys import BASELINE, EXTERNAL_KIND, FLOOR_PREFIX, GROUPS, protocol_id
 from bench.records import successful
-from bench.report.recipes import method_label
-from bench.report.throughput import throughput_section
+from bench.report.analysis import TableAnalysis, analyse
+from bench.report.frame import (  # noqa: F401 -- re-exported: the tables' names, as other layers import them
+    ACCURACY_KINDS,
+    GROUPED_METRIC,
+    METRIC_LABELS,
+    main_metric,
+    method_order,
+    records_frame,
+    repeat_means,
+)
+from bench.report.statistics import SIGNIFICANCE_LEVEL, balancedness, paired_difference  # noqa: F401
 
-METRIC_LABELS = {"knn1": "kNN@1", "knn10": "kNN@10", "wknn": "wkNN", "linear": "Linear", "linear_fs": "Linear FS",
-                 "probe_full": "Probe full", "probe_few": "Probe few"}
-SIGNIFICANCE_LEVEL = 0.05
-GROUPED_METRIC = "knn10"  # the metric whose many / medium / few split the tables show
-ACCURACY_KINDS = ("run", "floor", EXTERNAL_KIND)  # record kinds that the accuracy and difference tables compare
-SPEED_KINDS = ("run", "throughput")  # record kinds whose images_per_s the throughput table compares
 HEADER = """# Leaderboard
 
-Generated by `python -m bench leaderboard` from the records in [results/](results/): do not edit by
-hand. Each number is the mean +- standard deviation over repeats (n = number of (seed, split) pairs) of
-accuracy in percent on the balanced test set, averaged over classes; many / medium / few are the class
-groups of the long-tail training set (thirds by training count; ImageNet-style counts on ImageNet-LT).
-Floor rows evaluate raw pixels and the untrained encoder in exactly the same way: a method below them
-learned nothing useful. Under each table, the difference of every method to `constant` over matched
-(seed, split) pairs, with a paired t-test: `*` marks p < 0.05, a difference larger than the noise.
+Generated by `python -m bench leaderboard` from the records in [results/](results/): do not edit by hand.
+Cells: mean ± std over repeats (n = (seed, split) pairs) of class-averaged accuracy (%) on the balanced test
+set; many / medium / few are thirds of the classes by training count. Floors (raw pixels, random weights)
+are evaluated the same way: a table where no method beats both floors is not informative about the methods.
+Δ: paired difference to `constant` (tau 0.2) [95 % t interval], p Holm-adjusted over the table's
+comparisons (each method vs `constant` overall and few-shot, each temperature strategy vs the best constant
+tau); `*` = adjusted p < 0.05. A method beats the floors when it is above both, by the larger of its two
+paired p-values, Holm-adjusted over the table's methods. MDD: the smallest difference a paired t-test
+(α 0.05 two-sided, power 0.8) detects at the table's n, from the median std of the paired differences.
+Balance: std over the many / medium / few accuracies per repeat (SDCLR, BCL; lower is more balanced).
+Cost: [throughput.md](throughput.md).
 """
-
-
-def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record: protocol, method, seed, hardware, throughput and every metric."""
-    rows = []
-    for record in successful(records):
-        if record["kind"] == "throughput":  # no accuracy: rendered by bench.report.throughput
-            continue
-        row = {
-            "protocol": protocol_id(record),
-            "method": method_label(record),
-            "kind": record.get("kind", "run"),
-            "seed": record["seed"],
-            "split": record.get("split"),
-            "hardware": record.get("environment", {}).get("hardware", "unknown"),
-            "images_per_s": (record.get("throughput") or {}).get("images_per_s"),
-        }
-        for metric, report in (record.get("metrics") or {}).items():
-            for group in ("overall", *GROUPS):
-                row[f"{metric}/{group}"] = report.get(group)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        # One repeat = one (seed, split) pair; "-" stands for "no split" so the key is hashable and sortable.
-        frame["repeat"] = [f"{seed}/{'-' if split is None or pd.isna(split) else int(split)}"
-                           for seed, split in zip(frame["seed"], frame["split"])]
-    return frame
 
 
 def _mean_std(values: pd.Series) -> str:
@@ -101,142 +69,56 @@ def _mean_std(values: pd.Series) -> str:
     return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
 
 
-def method_order(methods: list[str]) -> list[str]:
-    """Constant first, other methods by name, floors last: the row order of every table."""
-    trained = sorted((m for m in methods if not m.startswith(FLOOR_PREFIX)), key=lambda m: (m != BASELINE, m))
-    return trained + sorted(m for m in methods if m.startswith(FLOOR_PREFIX))
+def difference_cell(result: Optional[dict[str, Any]]) -> str:
+    """``+1.2 [-0.3, +2.7] p 0.41``: a paired difference, its 95 % interval and its Holm-adjusted p
+    (``*`` below 0.05); ``-`` where there is none."""
+    if not result or result["mean"] is None:
+        return "-"
+    if result["p"] is None:
+        return f"{result['mean']:+.1f} (n {result['n']}, no test)"
+    p = result.get("p_holm", result["p"])
+    star = " *" if p < SIGNIFICANCE_LEVEL else ""
+    return f"{result['mean']:+.1f} [{result['low']:+.1f}, {result['high']:+.1f}] p {p:.2g}{star}"
 
 
-def accuracy_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows = methods (floors last), columns = metrics as mean +- std over repeats, n = repeats.
+def _balance(frame: pd.DataFrame, method: str, metric: str) -> str:
+    columns = [f"{metric}/{g}" for g in GROUPS]
+    if not all(c in frame for c in columns):
+        return "-"
+    part = frame[frame["method"] == method].groupby("repeat")[columns].mean().dropna()
+    return _mean_std(pd.Series([balancedness(*row) for row in part.to_numpy()], dtype=float))
+
+
+def accuracy_table(frame: pd.DataFrame, analysis: Optional[TableAnalysis] = None) -> pd.DataFrame:
+    """Rows = methods (floors last), columns = metrics as mean +- std over repeats, n = repeats, the main
+    metric's groups, the inline paired differences to ``constant`` and the balancedness std.
 
     Several records of one repeat (the same run repeated, e.g. on another machine) are averaged first,
     so every (seed, split) pair weighs the same.
     """
-    metrics = [m for m in METRIC_LABELS if f"{m}/overall" in frame]
+    analysis = analysis or analyse(frame)
+    metric = analysis.metric
+    metrics = [m for m in METRIC_LABELS if f"{m}/overall" in frame and frame[f"{m}/overall"].notna().any()]
     value_columns = [c for c in frame.columns if "/" in c]
     rows = []
     for method in method_order(list(frame["method"].unique())):
         part = frame[frame["method"] == method].groupby("repeat", as_index=False)[value_columns].mean()
-        row: dict[str, Any] = {
-            "Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method,
-            "n": part["repeat"].nunique(),
-        }
-        for metric in metrics:
-            row[METRIC_LABELS[metric]] = _mean_std(part[f"{metric}/overall"])
-        if f"{GROUPED_METRIC}/overall" in frame:
+        row: dict[str, Any] = {"Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method,
+                               "n": part["repeat"].nunique()}
+        for name in metrics:
+            row[METRIC_LABELS[name]] = _mean_std(part[f"{name}/overall"])
+            if name == metric:
+                row[f"Δ {METRIC_LABELS[name]}"] = difference_cell(analysis.comparisons.get((method, BASELINE, "overall")))
+        if metric and f"{metric}/few" in frame:
             for group in GROUPS:
-                row[f"{METRIC_LABELS[GROUPED_METRIC]} {group}"] = _mean_std(part[f"{GROUPED_METRIC}/{group}"])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def repeat_means(frame: pd.DataFrame, method: str, column: str) -> pd.Series:
-    """``column`` of ``method`` per repeat, records of one repeat averaged (so each repeat weighs the same)."""
-    return frame[frame["method"] == method].groupby("repeat")[column].mean().dropna()
-
-
-def main_metric(frame: pd.DataFrame) -> str | None:
-    """The metric a table ranks by: kNN@10 where recorded, else the first recorded metric (None if none)."""
-    recorded = [m for m in METRIC_LABELS if f"{m}/overall" in frame and frame[f"{m}/overall"].notna().any()]
-    return GROUPED_METRIC if GROUPED_METRIC in recorded else (recorded[0] if recorded else None)
-
-
-def paired_difference(method_values: pd.Series, baseline_values: pd.Series) -> dict[str, Any]:
-    """Mean difference (method - baseline) over the repeats both have, with a paired t-test.
-
-    Both series are indexed by repeat ((seed, split) pairs). Returns n, the mean difference, the 95 %
-    t interval, the p-value of ``scipy.stats.ttest_rel`` and whether p < 0.05. Fewer than 2 pairs
-    give no test (p None); identical values give p 1.0 (no difference at all).
-    """
-    joined = pd.concat([method_values.rename("m"), baseline_values.rename("b")], axis=1, join="inner").dropna()
-    n = len(joined)
-    if n == 0:
-        return {"n": 0, "mean": None, "low": None, "high": None, "p": None, "significant": False}
-    diff = (joined["m"] - joined["b"]).to_numpy(dtype=float)
-    mean = float(diff.mean())
-    if n < 2:
-        return {"n": n, "mean": mean, "low": None, "high": None, "p": None, "significant": False}
-    sd = float(diff.std(ddof=1))
-    if sd == 0.0:
-        p = 1.0 if mean == 0.0 else 0.0
-        return {"n": n, "mean": mean, "low": mean, "high": mean, "p": p, "significant": p < SIGNIFICANCE_LEVEL}
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    p = float(stats.ttest_rel(joined["m"].to_numpy(dtype=float), joined["b"].to_numpy(dtype=float)).pvalue)
-    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "p": p, "significant": p < SIGNIFICANCE_LEVEL}
-
-
-def _format_difference(result: dict[str, Any]) -> str:
-    if result["mean"] is None:
-        return "-"
-    if result["p"] is None:
-        return f"{result['mean']:+.1f} (n {result['n']}, no test)"
-    star = " *" if result["significant"] else ""
-    return f"{result['mean']:+.1f} [{result['low']:+.1f}, {result['high']:+.1f}] p {result['p']:.2g}{star}"
-
-
-def difference_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows = methods other than ``constant``; per metric the paired difference to ``constant``."""
-    metrics = [m for m in METRIC_LABELS if f"{m}/overall" in frame]
-    if f"{GROUPED_METRIC}/few" in frame:
-        metrics_cols = [(m, "overall") for m in metrics] + [(GROUPED_METRIC, "few")]
-    else:
-        metrics_cols = [(m, "overall") for m in metrics]
-    base = frame[frame["method"] == BASELINE].groupby("repeat")
-    if frame[frame["method"] == BASELINE].empty:
-        return pd.DataFrame()
-    rows = []
-    for method in method_order(list(frame["method"].unique())):
-        if method == BASELINE:
-            continue
-        part = frame[frame["method"] == method].groupby("repeat")
-        row: dict[str, Any] = {"Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method}
-        pairs = 0
-        for metric, group in metrics_cols:
-            column = f"{metric}/{group}"
-            result = paired_difference(part[column].mean(), base[column].mean())
-            pairs = max(pairs, result["n"])
-            label = METRIC_LABELS[metric] + ("" if group == "overall" else f" {group}")
-            row[f"Δ {label}"] = _format_difference(result)
-        row["pairs"] = pairs
+                row[f"{METRIC_LABELS[metric]} {group}"] = _mean_std(part[f"{metric}/{group}"])
+            row[f"Δ {METRIC_LABELS[metric]} few"] = difference_cell(analysis.comparisons.get((method, BASELINE, "few")))
+            row["Balance"] = _balance(frame, method, metric)
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table[["Method", "pairs", *[c for c in table.columns if c.startswith("Δ")]]] if rows else table
-
-
-def speeds_by_hardware(frame: pd.DataFrame) -> Iterator[tuple[str, dict[str, pd.Series]]]:
-    """Per hardware (sorted), each method's images/s record by record, methods in table order: the
-    only grouping a speed ratio is ever taken within (speeds of different hardware never compare)."""
-    speed = frame[frame["kind"].isin(SPEED_KINDS) & frame["images_per_s"].notna()]
-    for hardware, part in speed.groupby("hardware", sort=True):
-        yield (
-            str(hardware),
-            {m: part.loc[part["method"] == m, "images_per_s"] for m in method_order(list(part["method"].unique()))},
-        )
-
-
-def speed_ratio(speeds: dict[str, pd.Series], method: str) -> float | None:
-    """``method``'s mean images/s over ``constant``'s on one hardware (None without ``constant``)."""
-    base = speeds.get(BASELINE)
-    return None if base is None else float(speeds[method].mean() / base.mean())
-
-
-def throughput_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Images per second per method and hardware, and the ratio to ``constant`` on that hardware."""
-    rows = []
-    for hardware, speeds_of in speeds_by_hardware(frame):
-        for method, speeds in speeds_of.items():
-            ratio = speed_ratio(speeds_of, method)
-            rows.append(
-                {
-                    "Hardware": hardware,
-                    "Method": method,
-                    "n": len(speeds),
-                    "images/s": f"{speeds.mean():.0f} ± {speeds.std(ddof=1):.0f}" if len(speeds) > 1 else f"{speeds.mean():.0f}",
-                    f"relative to {BASELINE}": f"{ratio:.3f}" if ratio is not None else "-",
-                }
-            )
-    return pd.DataFrame(rows)
+    if BASELINE not in set(frame["method"]):  # no reference: no difference columns
+        table = table[[c for c in table.columns if not c.startswith("Δ")]]
+    return table
 
 
 _STANDARD_KEYS = ("dataset", "backbone", "epochs", "batch_size", "evaluation")
@@ -259,57 +141,45 @@ def protocol_title(protocol: dict[str, Any]) -> str:
     )
 
 
-_DIFFERENCE_NOTE = (
-    f"\nDifference to {BASELINE} (percentage points, method − {BASELINE}, over matched (seed, split) pairs; "
-    "95 % t interval; paired t-test, * = p < 0.05):\n"
-)
+def statistics_line(analysis: TableAnalysis) -> str:
+    """The table's family sizes, its minimum detectable difference and which rows beat the floors."""
+    label = METRIC_LABELS.get(analysis.metric or "", "?")
+    parts = [f"Holm families: {len(analysis.comparisons)} comparisons, {len(analysis.gate)} methods against the floors"]
+    if analysis.mdd and analysis.mdd["value"] is not None:
+        parts.append(f"MDD at n {analysis.mdd['n']}: {analysis.mdd['value']:.1f} pp on {label} overall "
+                     f"(std of paired differences {analysis.mdd['sd']:.1f} pp)")
+    if not analysis.floors:
+        parts.append("no floor records: **not informative about the methods**")
+    elif not analysis.informative:
+        parts.append(f"no method beats both floors beyond the noise on {label} overall: **not informative about the methods**")
+    else:
+        below = [m for m in analysis.methods if not analysis.beats_floors(m)]
+        parts.append(f"not above both floors beyond the noise: {', '.join(below)}" if below else
+                     f"every method beats both floors beyond the noise on {label} overall")
+    return "; ".join(parts) + "."
 
 
 SectionExtras = Callable[[str, list[dict[str, Any]]], list[str]]
 
 
-def render(records: list[dict[str, Any]], summary: str = "", section_extras: SectionExtras | None = None) -> str:
-    """The whole leaderboard as markdown: ``summary`` (default none) after the header, then per
-    protocol its tables followed by ``section_extras(protocol_id, its successful records)`` (default
-    none), then the failed runs. Deterministic: the same records give the same bytes."""
+def render(records: list[dict[str, Any]], summary: str = "", section_extras: Optional[SectionExtras] = None) -> str:
+    """The README's markdown: header, ``summary``, then per protocol its table, its statistics line and
+    ``section_extras(protocol id, its records)``; then any failed runs. Throughput records are left to
+    the throughput page."""
     frame = records_frame(records)
     parts = [HEADER]
-    if frame.empty:
-        parts.append("\nNo records yet: run `python -m bench run`.\n")
-        return "\n".join(parts) + throughput_section(records, section_extras)
     if summary:
         parts.append(summary)
-    for pid in sorted(frame["protocol"].unique()):
+    for pid in sorted(frame["protocol"].unique()) if not frame.empty else []:
         part = frame[frame["protocol"] == pid]
-        protocol = json.loads(pid)
-        parts.append(f"\n## {protocol_title(protocol)}\n")
+        parts.append(f"\n## {protocol_title(json.loads(pid))}\n")
         scored = part[part["kind"].isin(ACCURACY_KINDS)]
         if not scored.empty:
-            parts.append(tabulate(accuracy_table(scored), headers="keys", tablefmt="github", showindex=False))
-        differences = difference_table(scored) if not scored.empty else pd.DataFrame()
-        if not differences.empty:
-            parts.append(_DIFFERENCE_NOTE)
-            parts.append(tabulate(differences, headers="keys", tablefmt="github", showindex=False))
-        speed = throughput_table(part)
-        if not speed.empty:
-            packed = max((int(r.get("packed_runs", 1)) for r in successful(records) if protocol_id(r) == pid), default=1)
-            how = (
-                f"up to {packed} runs shared the device at a time (`bench gpu-check` packs them), so each run's "
-                "speed is its share of it"
-                if packed > 1
-                else "the runs ran one after another"
-            )
-            parts.append(
-                "\nThroughput of these runs (steady state, source images per second; ratios only within one "
-                f"hardware; {how}, and machine load differs between runs: the "
-                "controlled comparison is the interleaved `bench throughput` section):\n"
-            )
-            parts.append(tabulate(speed, headers="keys", tablefmt="github", showindex=False))
+            analysis = analyse(scored)
+            parts.append(tabulate(accuracy_table(scored, analysis), headers="keys", tablefmt="github", showindex=False))
+            parts.append("\n" + statistics_line(analysis))
         if section_extras is not None:
             parts.extend(section_extras(pid, [r for r in successful(records) if protocol_id(r) == pid]))
-    benchmarks = throughput_section(records, section_extras)
-    if benchmarks:
-        parts.append(benchmarks)
     failed = [r for r in records if r.get("status", "ok") != "ok"]
     if failed:
         parts.append("\n## Failed runs (left out of the tables)\n")
@@ -334,9 +204,7 @@ def summary_table(records: list[dict[str, Any]]) -> str:
         part = frame[(frame["protocol"] == pid) & frame["kind"].isin(ACCURACY_KINDS)]
         if part.empty:
             continue
-        out.append(tabulate(accuracy_table(part), headers="keys", tablefmt="simple", showindex=False))
-        differences = difference_table(part)
-        if not differences.empty:
-            out.append(_DIFFERENCE_NOTE)
-            out.append(tabulate(differences, headers="keys", tablefmt="simple", showindex=False))
+        analysis = analyse(part)
+        out.append(tabulate(accuracy_table(part, analysis), headers="keys", tablefmt="simple", showindex=False))
+        out.append(statistics_line(analysis))
     return "\n".join(out)

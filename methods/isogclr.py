@@ -33,15 +33,17 @@ official CIFAR run: LARS, ``set_optimizer`` in ``unimodal_exps/util.py``, lr 0.8
 trains every method with its preset's SGD).
 
 As a temperature strategy: ``isogclr`` is SimCLR with it; ``bcl+isogclr``, ``sdclr+isogclr`` and
-``constant+isogclr`` use the objective's views and branches with iSogCLR's loss over its NT-Xent
-layout (BCL's momentum losses are then the DRO rows; SDCLR's rows are the dense and pruned views of
-the same samples). Refused: ``moco+isogclr`` -- the official code defines the estimator over the
-2B - 2 in-batch negatives of both views (``mask_neg``) and MoCo's queue holds keys of past batches
-whose samples the loss cannot index; ``dcl+isogclr`` -- the DRO rows already leave the positive out of
-the negatives, so it would be ``isogclr`` under another name (and lightly's DCLLoss takes no
-per-sample loss). s, u and tau are buffers sized to the training set, so checkpoints carry them and a
-resumed run is exact; each epoch's log has the quantiles of all N temperatures
-(``sample_tau_min``/``_p10``/``_p50``/``_p90``/``_max``) and the run's record the final tau per class.
+``constant+isogclr`` use the objective's views and branches with iSogCLR's loss over its NT-Xent layout
+(BCL's momentum losses are then the DRO rows; SDCLR's rows are the dense and pruned views of the same
+samples). Refused: ``moco+isogclr`` -- not implemented: the official code's MoCo form is a different
+loss (``unimodal_exps/moco.py``, ``SogCLR_DRO_M_Loss``: one row per query over its positive and the
+queue, logit differences to the positive, no first-epoch rule, no view averaging), and running
+``SogCLR_DRO_Loss``'s in-batch form on the queue would be neither; ``dcl+isogclr`` -- the DRO rows
+already leave the positive out of the negatives, so it would be ``isogclr`` under another name (and
+lightly's DCLLoss takes no per-sample loss). s, u and tau are buffers sized to the training set, so
+checkpoints carry them and a resumed run is exact; each epoch's log has the quantiles of all N
+temperatures (``sample_tau_min``/``_p10``/``_p50``/``_p90``/``_max``) and the run's record the final tau
+per class.
 """
 
 from __future__ import annotations
@@ -144,8 +146,9 @@ class IndividualTemperature(TemperatureStrategy):
         from methods.moco import MoCo
 
         if issubclass(objective, MoCo):
-            return ("iSogCLR's per-sample estimator runs over the 2B - 2 in-batch negatives of both views (SogCLR_DRO_Loss), "
-                    "and MoCo's queued keys belong to past batches; use isogclr, bcl+isogclr or sdclr+isogclr.")
+            return ("iSogCLR's MoCo form (SogCLR_DRO_M_Loss in the official moco.py, over a query's positive and queue) "
+                    "is not implemented, and its in-batch form does not apply to a queue; use isogclr, bcl+isogclr or "
+                    "sdclr+isogclr.")
         if issubclass(objective, DecoupledContrastive):
             return "iSogCLR's DRO loss already leaves the positive out of the negatives: dcl+isogclr is isogclr; use isogclr."
         return None

@@ -403,9 +403,14 @@ def command_run(args: argparse.Namespace) -> int:
         splits=splits,
     )
     loaded = runner.load_all(plan)
-    for split, data in loaded.items():
+    shown: set[int] = set()
+    for (split, seed), data in loaded.items():
+        if id(data) in shown:  # seeds share the data unless the dataset draws class ranks per seed
+            continue
+        shown.add(id(data))
+        where = "".join([f" split {split}" if split is not None else "", f" seed {seed}" if data.rank_order is not None else ""])
         print(
-            f"{data.name}{f' split {split}' if split is not None else ''}: {len(data.train_labels)} long-tail training "
+            f"{data.name}{where}: {len(data.train_labels)} long-tail training "
             f"images (class counts {list(map(int, data.class_counts))}), {len(data.test_labels)} balanced test images"
         )
     print(f"device {plan.device}; {len(plan.configs)} run(s), writing records to {results_dir}")

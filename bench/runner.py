@@ -178,15 +178,30 @@ def _check_writable(results_dir: Path) -> None:
         raise UserError(f"results directory {results_dir} is not writable; pass --results-dir DIR.")
 
 
+#: Which data a run trains on: its (split, seed). Seeds share one loaded copy unless the dataset draws
+#: its class ranks per seed (``DatasetSpec.ranks_per_seed``).
+DataKey = tuple[Optional[int], int]
+
+
+def data_key(config: RunConfig) -> DataKey:
+    """The key of ``config``'s data in :func:`load_all`'s mapping."""
+    return config.split, config.seed
+
+
 def load_data(run_plan: RunPlan) -> LongTailData:
-    """The data of the plan's first split (the only one for most datasets)."""
-    return load_all(run_plan)[run_plan.splits[0]]
+    """The data of the plan's first run (first split and seed; the only one for most datasets)."""
+    return load_all(run_plan)[data_key(run_plan.configs[0])]
 
 
-def load_all(run_plan: RunPlan) -> dict[Optional[int], LongTailData]:
-    """The data of every split of the plan, loaded (and split files verified) before any training."""
+def load_all(run_plan: RunPlan) -> dict[DataKey, LongTailData]:
+    """The data of every (split, seed) of the plan, loaded (and split files verified) before any training."""
     root = Path(run_plan.configs[0].data_root) if run_plan.configs[0].data_root else None
-    loaded = {split: run_plan.datasets[split].load(root) for split in run_plan.splits}
+    loaded: dict[DataKey, LongTailData] = {}
+    for split in run_plan.splits:
+        spec = run_plan.datasets[split]
+        shared = None if spec.ranks_per_seed else spec.load(root)
+        for seed in run_plan.seeds:
+            loaded[split, seed] = shared if shared is not None else spec.load(root, run_seed=seed)
     smallest_batch = min(c.batch_size for c in run_plan.configs)
     for data in loaded.values():
         if smallest_batch > len(data.train_labels):
@@ -431,25 +446,24 @@ def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[d
 
 def execute(
     run_plan: RunPlan,
-    data: Mapping[Optional[int], LongTailData],
+    data: Mapping[DataKey, LongTailData],
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     stop: StopRequest | None = None,
 ) -> list[dict]:
     """Run every planned config, writing each record as soon as it exists; returns the records.
 
-    ``data`` is ``{split: data}`` from :func:`load_all`.
+    ``data`` is ``{(split, seed): data}`` from :func:`load_all`.
     A run whose checkpoint says it finished (and whose record exists) is skipped; one with a
     checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside).
     """
-    per_split = dict(data)
     written: list[dict] = []
     existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
     for split in run_plan.splits:
         for seed in run_plan.seeds:
             seed_configs = [c for c in run_plan.configs if c.seed == seed and c.split == split]
             if distributed.is_main() and missing_floors(seed_configs[0], existing):
-                for record in floor_records(seed_configs[0], per_split[split], run_plan.device):
+                for record in floor_records(seed_configs[0], data[split, seed], run_plan.device):
                     record["_path"] = str(write_record(record, run_plan.results_dir))
                     existing.append(record)
                     written.append(record)
@@ -475,7 +489,7 @@ def execute(
                     f"({where}, {config.epochs} epochs, {config.backbone})"
                 )
                 record = run_one(
-                    config, per_split[split], run_plan.device, show_progress and distributed.is_main(), checkpointer, stop
+                    config, data[split, seed], run_plan.device, show_progress and distributed.is_main(), checkpointer, stop
                 )
                 if not distributed.is_main():  # under torchrun rank 0 alone writes (its record is every rank's run)
                     continue

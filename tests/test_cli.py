@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.cli import main, parse_seeds
@@ -36,7 +37,7 @@ def test_tiny_end_to_end_run_writes_records_and_the_leaderboard(tmp_path):
         assert set(record["metrics"]) == {"knn1", "knn10", "wknn", "linear"}
         assert len(record["metrics"]["knn10"]["per_class"]) == 10
         assert record["environment"]["packages"]["torch"]
-        assert record["data"]["class_counts"] == [124, 96, 74, 57, 44, 34, 26, 20, 16, 12]
+        assert sorted(record["data"]["class_counts"], reverse=True) == [124, 96, 74, 57, 44, 34, 26, 20, 16, 12]
         assert [e["epoch"] for e in record["history"]] == [1, 2, 3]
     board = (tmp_path / "board" / "README.md").read_text()
     for name in ("constant", "cosine_tau", "*floor:raw_pixels*", "*floor:random_init*"):
@@ -123,3 +124,28 @@ def test_compile_is_recorded_but_does_not_change_which_run_it_is(tmp_path):
     assert (plain.compile, compiled.compile) == (False, True)
     assert compiled.to_dict()["compile"] is True
     assert plain.run_id() == compiled.run_id()  # a compiled rerun resumes or skips the same run
+
+
+def test_each_seed_trains_on_its_own_tail_and_its_groups_follow_it(tmp_path):
+    """digits_lt draws the classes' frequency ranks per seed: the records of seeds 0 and 1 hold other
+    class counts, name the rank order, and their many / medium / few accuracies average the classes
+    that were many / medium / few in that run (floors included)."""
+    results = tmp_path / "results"
+    assert main(["run", "--methods", "constant", "--preset", "tiny", "--seeds", "0,1", "--eval", "knn10",
+                 "--results-dir", str(results), "--no-progress", "--no-leaderboard"]) == 0
+    records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
+    assert len(records) == 6  # a run and two floors per seed
+    counts = {}
+    for record in records:
+        data = record["data"]
+        assert record["protocol"]["class_ranks"] == "per seed" and data["data_version"] == 2
+        counts.setdefault(record["seed"], data["class_counts"])
+        assert data["class_counts"] == counts[record["seed"]]  # floors and run of a seed share its data
+        assert [data["class_counts"][int(name)] for name in data["rank_order"]] == sorted(data["class_counts"], reverse=True)
+        rarest = np.argsort(data["class_counts"], kind="stable")
+        assert [int(c) for c in np.flatnonzero(np.array(data["groups"]) == "few")] == sorted(rarest[:3].tolist())
+        report = record["metrics"]["knn10"]
+        for group in ("many", "medium", "few"):
+            members = [a for a, g in zip(report["per_class"], data["groups"]) if g == group]
+            assert report[group] == pytest.approx(float(np.mean(members)))  # per_class is in percent too
+    assert counts[0] != counts[1]

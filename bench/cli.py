@@ -11,11 +11,15 @@ import sys
 import warnings
 from pathlib import Path
 
+from bench.config import split_method_list
 from bench.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = REPO_ROOT / "leaderboard" / "results"
 DEFAULT_DATASET = "digits_lt"
+#: Run besides every registered method when --methods is not given: constant at tau 0.1 and 0.5 beside
+#: its default 0.2, so that each strategy meets a tuned baseline (TS compares with several constants).
+TUNED_CONSTANTS = ("constant[tau=0.1]", "constant[tau=0.5]")
 
 
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
@@ -71,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--methods",
         default=None,
-        help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau (default: all registered)",
+        help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau; NAME[tau=0.1] sets that method's "
+        "temperature alone (tau, tau_min, tau_max; quote it in the shell), e.g. 'constant,constant[tau=0.1]' "
+        f"(default: every registered method and {', '.join(TUNED_CONSTANTS)}, the tuned baseline)",
     )
     run.add_argument(
         "--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET}); see `python -m bench list`"
@@ -324,7 +330,7 @@ def command_gpu_check(args: argparse.Namespace) -> int:
 
     from bench.gpu_check import SHARED_DATA
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = split_method_list(args.methods)
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     run_gpu_check(
         args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data or SHARED_DATA, args.epochs
@@ -338,7 +344,7 @@ def command_throughput(args: argparse.Namespace) -> int:
     from bench.throughput import run_throughput
     from methods import list_methods
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    methods = split_method_list(args.methods) if args.methods is not None else list_methods()
     if args.threads is not None:
         if args.threads <= 0:
             raise UserError(f"--threads must be a positive number, got {args.threads}.")
@@ -371,7 +377,7 @@ def command_run(args: argparse.Namespace) -> int:
     from bench import distributed
 
     distributed.init_from_env(args.device)  # torchrun: join the process group (no-op in one process)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    methods = split_method_list(args.methods) if args.methods is not None else [*list_methods(), *TUNED_CONSTANTS]
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from bench import distributed
 from bench.backbones import check_backbone, create_backbone
 from bench.checkpoint import Checkpointer, StopRequest
-from bench.config import AugmentationSpec, RunConfig, resolve_config
+from bench.config import TEMPERATURE_OPTIONS, AugmentationSpec, RunConfig, parse_method_spec, resolve_config
 from bench.data import features_of
 from bench.environment import environment
 from bench.errors import UserError
@@ -118,13 +118,25 @@ def plan(
     if preset_name not in spec.presets:
         raise UserError(f"unknown preset {preset_name!r} for {dataset}; its presets are: {', '.join(spec.presets)}.")
     temperature = {k: v for k, v in (overrides.pop("temperature_overrides", None) or {}).items() if v is not None}
-    applicable: dict[str, dict[str, float]] = {}
-    for name in methods:
+    # Each spec is a method and its temperature: --tau & co. where its strategy takes them, then its own
+    # brackets (constant[tau=0.1]), which win. Specs that come out as the same run are kept once.
+    runs: dict[str, tuple[str, dict[str, float]]] = {}
+    used_globally: set[str] = set()
+    for method_spec in methods:
+        name, own = parse_method_spec(method_spec)
         strategy = get_method_class(name).temperature  # unknown names fail here, before any work
-        applicable[name] = {k: v for k, v in temperature.items() if strategy.accepts(k)}
-        strategy.with_overrides(applicable[name])  # tau <= 0, tau_min > tau_max: one line each
+        refused = [k for k in own if not strategy.accepts(k)]
+        if refused:
+            takes = ", ".join(k for k in TEMPERATURE_OPTIONS if strategy.accepts(k)) or "no temperature option"
+            raise UserError(f"--methods {method_spec}: {name} has no {refused[0]} to set; it takes {takes}.")
+        applicable = {k: v for k, v in temperature.items() if strategy.accepts(k)}
+        used_globally |= set(applicable)
+        applicable.update(own)
+        strategy.with_overrides(applicable)  # tau <= 0, tau_min > tau_max: one line each
+        label = RunConfig.label_of(name, applicable)
+        runs.setdefault(label, (name, applicable))
     for option in temperature:
-        if not any(option in used for used in applicable.values()):
+        if option not in used_globally:
             raise UserError(f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
                             "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range.")
     wanted = overrides.get("eval_protocols") or RunConfig.eval_protocols
@@ -153,7 +165,7 @@ def plan(
             spec.augmentation,
             {
                 **overrides,
-                "temperature_overrides": applicable[name],
+                "temperature_overrides": applicable,
                 "construction": specs[split].construction,
                 "split": split,
                 "rho": specs[split].rho,
@@ -163,7 +175,7 @@ def plan(
         )
         for split in split_list
         for seed in seeds
-        for name in methods
+        for name, applicable in runs.values()
     ]
     check_backbone(configs[0].backbone)
     _check_writable(results_dir)

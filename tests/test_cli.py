@@ -63,6 +63,11 @@ def test_tiny_end_to_end_run_writes_records_and_the_leaderboard(tmp_path):
         (["--methods", "cosine_tau", "--tau", "0.3"], "--tau applies to none of the methods cosine_tau"),
         (["--temperature-period", "0"], "--temperature-period must be a positive integer"),
         (["--checkpoint-every", "0"], "--checkpoint-every must be a positive number"),
+        (["--methods", "constant[tau=x]"], "tau='x' is not a number"),
+        (["--methods", "constant[tau=0]"], "tau must be > 0"),
+        (["--methods", "constant[foo=1]"], "'foo=1' is not one of tau=VALUE, tau_min=VALUE, tau_max=VALUE"),
+        (["--methods", "constant[tau=0.1"], "is not NAME[option=value,...]"),
+        (["--methods", "cosine_tau[tau=0.1]"], "cosine_tau has no tau to set; it takes tau_min, tau_max"),
         (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
     ],
 )
@@ -149,3 +154,40 @@ def test_each_seed_trains_on_its_own_tail_and_its_groups_follow_it(tmp_path):
             members = [a for a, g in zip(report["per_class"], data["groups"]) if g == group]
             assert report[group] == pytest.approx(float(np.mean(members)))  # per_class is in percent too
     assert counts[0] != counts[1]
+
+
+def test_method_specs_set_one_method_s_temperature_and_read_back_its_label(tmp_path):
+    from bench.config import parse_method_spec, split_method_list
+    from bench.runner import plan
+
+    assert split_method_list("constant, cosine_tau[tau_min=0.05,tau_max=1],,moco") == [
+        "constant", "cosine_tau[tau_min=0.05,tau_max=1]", "moco"]
+    assert parse_method_spec("constant[tau=0.1]") == ("constant", {"tau": 0.1})
+    assert parse_method_spec("sdclr+cosine_tau") == ("sdclr+cosine_tau", {})
+    specs = ["constant", "constant[tau=0.1]", "constant[tau=0.5]", "cosine_tau[tau_min=0.05,tau_max=1]"]
+    labels = [c.method_label for c in plan(specs, "digits_lt", [0], "tiny", {}, "cpu", tmp_path).configs]
+    assert labels == ["constant", "constant[tau=0.1]", "constant[tau=0.5]", "cosine_tau[tau_max=1,tau_min=0.05]"]
+    # A label is a spec: it reruns the same run.
+    again = plan(labels, "digits_lt", [0], "tiny", {}, "cpu", tmp_path).configs
+    assert [c.method_label for c in again] == labels
+    # Brackets win over --tau for their method; specs that come out as one run are kept once.
+    configs = plan(specs[:3], "digits_lt", [0], "tiny", {"temperature_overrides": {"tau": 0.5}}, "cpu", tmp_path).configs
+    assert [(c.method_label, c.temperature_overrides) for c in configs] == [
+        ("constant[tau=0.5]", {"tau": 0.5}), ("constant[tau=0.1]", {"tau": 0.1})]
+
+
+def test_the_main_job_runs_every_method_and_the_tuned_constants(monkeypatch):
+    from bench import runner
+    from bench.cli import TUNED_CONSTANTS
+    from methods import list_methods
+
+    seen = {}
+
+    def stop(methods, *args, **kwargs):
+        seen["methods"] = methods
+        raise UserError("planned")
+
+    monkeypatch.setattr(runner, "plan", stop)
+    assert main(["run"]) == 2
+    assert seen["methods"] == [*list_methods(), "constant[tau=0.1]", "constant[tau=0.5]"] == [*list_methods(), *TUNED_CONSTANTS]
+    assert "constant[tau=0.1]" in run_cli("run", "--help").stdout

@@ -69,7 +69,7 @@ class RunPlan:
 
     @property
     def checkpoint_dir(self) -> Path:
-        """Checkpoints live beside the results (leaderboard/checkpoints by default; not committed)."""
+        """Checkpoints live beside the results (runs/checkpoints by default; never committed)."""
         return self.results_dir.parent / "checkpoints"
 
     def checkpointer(self, config: RunConfig) -> Checkpointer:

@@ -191,3 +191,34 @@ def test_the_main_job_runs_every_method_and_the_tuned_constants(monkeypatch):
     assert main(["run"]) == 2
     assert seen["methods"] == [*list_methods(), "constant[tau=0.1]", "constant[tau=0.5]"] == [*list_methods(), *TUNED_CONSTANTS]
     assert "constant[tau=0.1]" in run_cli("run", "--help").stdout
+
+
+def test_the_quick_start_leaves_the_checkout_clean(tmp_path):
+    """The main job with its defaults (here one method, one seed, the tiny preset) writes its records,
+    checkpoints and report under runs/ (git-ignored), never into the committed leaderboard: a copy of
+    this checkout, committed, has a clean `git status` afterwards."""
+    import os
+    import shutil
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a git checkout of the suite")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    clone = tmp_path / "checkout"
+    for name in filter(None, listed):
+        if (REPO / name).is_file():  # files deleted in the working tree are still listed as cached
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "-c", "commit.gpgsign=false"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
+        subprocess.run([*git, *command], cwd=clone, check=True, capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the copy's bench, not this one
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--methods", "constant", "--preset", "tiny",
+                           "--eval", "knn10", "--no-progress"], cwd=clone, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert len(list((clone / "runs" / "results").glob("*.json"))) == 3  # constant and the two floors
+    assert (clone / "runs" / "README.md").is_file() and any((clone / "runs" / "checkpoints").iterdir())
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True,
+                            text=True, check=True)
+    assert status.stdout == ""

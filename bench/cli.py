@@ -205,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
     ev.add_argument("--construction", default=None, help="how the long tail is built (as for run)")
     ev.add_argument("--splits", default=None, help="published splits to evaluate on, e.g. 1-5 for --construction sdclr")
-    ev.add_argument("--seeds", default="0", help="seeds of the probes (the linear probe's initialisation); default 0")
+    ev.add_argument(
+        "--seeds",
+        default="0",
+        help="seeds of the probes (the linear probe's initialisation) and, on digits_lt and fashion_mnist_lt, of the "
+        "class ranks; default 0",
+    )
     ev.add_argument("--eval", default=None, help="evaluation protocols, as for run (default knn1,knn10,wknn,linear)")
     ev.add_argument("--data-root", default=None, help="where the dataset's files are")
     ev.add_argument("--name", default=None, help="the encoder's label on the leaderboard (default: the file's stem)")

@@ -10,11 +10,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.config import split_method_list
 from bench.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RESULTS = REPO_ROOT / "leaderboard" / "results"
+#: Where runs write by default: a local, git-ignored folder with its own report (runs/README.md), so a
+#: quick start never mixes a newcomer's records into the committed leaderboard. Publishing is deliberate:
+#: --results-dir leaderboard/results, or copying chosen records there and `bench leaderboard` (README).
+DEFAULT_RESULTS = REPO_ROOT / "runs" / "results"
+#: The committed leaderboard's records, which `bench leaderboard` reads by default.
+LEADERBOARD_RESULTS = REPO_ROOT / "leaderboard" / "results"
+LOCAL = DEFAULT_RESULTS.relative_to(REPO_ROOT)  # for help texts
 DEFAULT_DATASET = "digits_lt"
+#: Run besides every registered method when --methods is not given: constant at tau 0.1 and 0.5 beside
+#: its default 0.2, so that each strategy meets a tuned baseline (TS compares with several constants).
+TUNED_CONSTANTS = ("constant[tau=0.1]", "constant[tau=0.5]")
 
 
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
@@ -62,15 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="train and evaluate methods, write one record per run, rebuild the leaderboard",
+        help="train and evaluate methods, write one record per run, rebuild the report beside the records",
         description="Train each method with each seed on one dataset, evaluate it, write a record per run "
-        "to the results directory and rebuild the leaderboard. Defaults: every registered method on "
-        f"{DEFAULT_DATASET} with its quick preset, seed 0.",
+        f"to the results directory (default {LOCAL}, git-ignored) and rebuild the report beside it (README.md). "
+        f"Defaults: every registered method and {', '.join(TUNED_CONSTANTS)} on {DEFAULT_DATASET} with its quick "
+        "preset, seed 0. Publish to the leaderboard with --results-dir leaderboard/results.",
     )
     run.add_argument(
         "--methods",
         default=None,
-        help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau (default: all registered)",
+        help="comma-separated names, e.g. constant,cosine_tau or sdclr+cosine_tau; NAME[tau=0.1] sets that method's "
+        "temperature alone (tau, tau_min, tau_max; quote it in the shell), e.g. 'constant,constant[tau=0.1]' "
+        f"(default: every registered method and {', '.join(TUNED_CONSTANTS)}, the tuned baseline)",
     )
     run.add_argument(
         "--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET}); see `python -m bench list`"
@@ -167,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--results-dir",
         type=Path,
         default=DEFAULT_RESULTS,
-        help=f"where records go (default: {DEFAULT_RESULTS.relative_to(REPO_ROOT)}); "
-        "the leaderboard README is written next to it",
+        help=f"where records go (default: {LOCAL}, local and git-ignored; "
+        f"{LEADERBOARD_RESULTS.relative_to(REPO_ROOT)} publishes to the leaderboard); "
+        "the report README.md is written next to it",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
@@ -221,13 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default: {DEFAULT_DATASET})")
     ev.add_argument("--construction", default=None, help="how the long tail is built (as for run)")
     ev.add_argument("--splits", default=None, help="published splits to evaluate on, e.g. 1-5 for --construction sdclr")
-    ev.add_argument("--seeds", default="0", help="seeds of the probes (the linear probe's initialisation); default 0")
+    ev.add_argument(
+        "--seeds",
+        default="0",
+        help="seeds of the probes (the linear probe's initialisation) and, on digits_lt and fashion_mnist_lt, of the "
+        "class ranks; default 0",
+    )
     ev.add_argument("--eval", default=None, help="evaluation protocols, as for run (default knn1,knn10,wknn,linear)")
     ev.add_argument("--data-root", default=None, help="where the dataset's files are")
     ev.add_argument("--name", default=None, help="the encoder's label on the leaderboard (default: the file's stem)")
     ev.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N (default: auto)")
     ev.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for file datasets")
-    ev.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help="where records go (default: leaderboard/results)")
+    ev.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where records go (default: {LOCAL})")
     ev.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
     ex = sub.add_parser(
         "export",
@@ -241,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file of this suite")
     ex.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
     ex.add_argument(
-        "--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the run's record lies (default: leaderboard/results)"
+        "--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where the run's record lies (default: {LOCAL})"
     )
 
     lst = sub.add_parser(
@@ -256,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild the leaderboard markdown and figures from every record in the results directory; "
         "--check only compares them and exits 1 listing each difference.",
     )
-    board.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    board.add_argument(
+        "--results-dir",
+        type=Path,
+        default=LEADERBOARD_RESULTS,
+        help=f"the records (default: {LEADERBOARD_RESULTS.relative_to(REPO_ROOT)}; {LOCAL} "
+        "for the local runs' report)",
+    )
     board.add_argument(
         "--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)"
     )
@@ -315,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     speed.add_argument("--data-root", default=None, help="where the dataset's files are")
     speed.add_argument(
-        "--results-dir", type=Path, default=DEFAULT_RESULTS, help="where the record goes (default: leaderboard/results)"
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"where the record goes (default: {LOCAL}; leaderboard/results for the leaderboard's throughput)",
     )
     gpu = sub.add_parser(
         "gpu-check",
@@ -356,7 +384,7 @@ def plan_from_args(args: argparse.Namespace):
     from bench.evaluation import parse_eval
     from methods import list_methods
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    methods = split_method_list(args.methods) if args.methods is not None else [*list_methods(), *TUNED_CONSTANTS]
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

@@ -11,12 +11,13 @@ import sys
 import warnings
 
 from bench.arguments import build_parser, parse_seeds, plan_from_args, run_parser
+from bench.config import split_method_list
 from bench.errors import UserError
 
 def command_gpu_check(args: argparse.Namespace) -> int:
     from bench.gpu_check import run_gpu_check
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = split_method_list(args.methods)
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
     run_gpu_check(
         args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data, args.epochs
@@ -30,7 +31,7 @@ def command_throughput(args: argparse.Namespace) -> int:
     from bench.throughput import run_throughput
     from methods import list_methods
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else list_methods()
+    methods = split_method_list(args.methods) if args.methods is not None else list_methods()
     if args.threads is not None:
         if args.threads <= 0:
             raise UserError(f"--threads must be a positive number, got {args.threads}.")
@@ -106,9 +107,14 @@ def _run_here(args: argparse.Namespace, plan):
 
     results_dir = plan.results_dir
     loaded = runner.load_all(plan)
-    for split, data in loaded.items():
+    shown: set[int] = set()
+    for (split, seed), data in loaded.items():
+        if id(data) in shown:  # seeds share the data unless the dataset draws class ranks per seed
+            continue
+        shown.add(id(data))
+        where = "".join([f" split {split}" if split is not None else "", f" seed {seed}" if data.rank_order is not None else ""])
         print(
-            f"{data.name}{f' split {split}' if split is not None else ''}: {len(data.train_labels)} long-tail training "
+            f"{data.name}{where}: {len(data.train_labels)} long-tail training "
             f"images (class counts {list(map(int, data.class_counts))}), {len(data.test_labels)} balanced test images"
         )
     print(f"device {plan.device}; {len(plan.configs)} run(s), writing records to {results_dir}")

@@ -104,9 +104,14 @@ class RunConfig:
     @property
     def method_label(self) -> str:
         """The method's name on the leaderboard: ``constant`` or, with overrides, ``constant[tau=0.5]``."""
-        if not self.temperature_overrides:
-            return self.method
-        return f"{self.method}[{','.join(f'{k}={v:g}' for k, v in sorted(self.temperature_overrides.items()))}]"
+        return self.label_of(self.method, self.temperature_overrides)
+
+    @staticmethod
+    def label_of(method: str, temperature_overrides: dict[str, float]) -> str:
+        """``method`` with its temperature overrides in brackets (read back by :func:`parse_method_spec`)."""
+        if not temperature_overrides:
+            return method
+        return f"{method}[{','.join(f'{k}={v:g}' for k, v in sorted(temperature_overrides.items()))}]"
 
     def run_id(self) -> str:
         """Identity of a run: everything that determines its result (not where the data or records live).
@@ -123,6 +128,54 @@ class RunConfig:
             "evaluation": "+".join(self.eval_protocols),
             **self.protocol_extra,
         }
+
+
+#: The temperature options a method spec may set in brackets, as --tau / --tau-min / --tau-max do for all.
+TEMPERATURE_OPTIONS = ("tau", "tau_min", "tau_max")
+
+
+def split_method_list(text: str) -> list[str]:
+    """``--methods`` as a list of specs: comma-separated, commas inside ``[...]`` belong to their spec
+    (``constant,cosine_tau[tau_min=0.05,tau_max=1]`` is two specs)."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += char
+    return [spec.strip() for spec in [*specs, current] if spec.strip()]
+
+
+def parse_method_spec(spec: str) -> tuple[str, dict[str, float]]:
+    """``constant[tau=0.1]`` -> ``("constant", {"tau": 0.1})``; a bare name has no overrides.
+
+    The inverse of :attr:`RunConfig.method_label`, so a row's label given to ``--methods`` reruns that
+    row. Bracketed values set the temperature of that one method (whether the method accepts the option
+    is checked where the method is known, in :func:`bench.runner.plan`).
+    """
+    example = "use e.g. constant[tau=0.1] or cosine_tau[tau_min=0.05,tau_max=1]"
+    name, bracket, rest = spec.partition("[")
+    if not bracket:
+        if "]" in spec:
+            raise UserError(f"--methods: {spec!r} has ']' without '['; {example}.")
+        return spec.strip(), {}
+    if not rest.endswith("]") or "[" in rest or "]" in rest[:-1] or not name.strip():
+        raise UserError(f"--methods: {spec!r} is not NAME[option=value,...]; {example}.")
+    overrides: dict[str, float] = {}
+    for item in rest[:-1].split(","):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if key not in TEMPERATURE_OPTIONS or not equals:
+            raise UserError(f"--methods: {spec!r}: {item.strip()!r} is not one of "
+                            f"{', '.join(o + '=VALUE' for o in TEMPERATURE_OPTIONS)}; {example}.")
+        if key in overrides:
+            raise UserError(f"--methods: {spec!r} sets {key} twice.")
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            raise UserError(f"--methods: {spec!r}: {key}={value!r} is not a number; {example}.") from None
+    return name.strip(), overrides
 
 
 def resolve_config(

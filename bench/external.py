@@ -391,7 +391,7 @@ def evaluate_weights(
     written: list[dict[str, Any]] = []
     method = external_label(label, encoder.sha256)
     for config in plan.configs:
-        data = loaded[config.split]
+        data = loaded[runner.data_key(config)]
         protocol = external_protocol(config.protocol_key())
         if runner.missing_floors(config, existing, protocol):
             for record in runner.floor_records(config, data, plan.device):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from bench import distributed, locks
 from bench.backbones import check_backbone, create_backbone
 from bench.checkpoint import Checkpointer, StopRequest
-from bench.config import AugmentationSpec, RunConfig, resolve_config
+from bench.config import TEMPERATURE_OPTIONS, AugmentationSpec, RunConfig, parse_method_spec, resolve_config
 from bench.environment import environment
 from bench.errors import UserError
 from bench.evaluation import FS_PROBE_SET, PROTOCOLS, evaluate, features_of
@@ -71,7 +71,7 @@ class RunPlan:
 
     @property
     def checkpoint_dir(self) -> Path:
-        """Checkpoints live beside the results (leaderboard/checkpoints by default; not committed)."""
+        """Checkpoints live beside the results (runs/checkpoints by default; never committed)."""
         return self.results_dir.parent / "checkpoints"
 
     def checkpointer(self, config: RunConfig) -> Checkpointer:
@@ -120,13 +120,25 @@ def plan(
     if preset_name not in spec.presets:
         raise UserError(f"unknown preset {preset_name!r} for {dataset}; its presets are: {', '.join(spec.presets)}.")
     temperature = {k: v for k, v in (overrides.pop("temperature_overrides", None) or {}).items() if v is not None}
-    applicable: dict[str, dict[str, float]] = {}
-    for name in methods:
+    # Each spec is a method and its temperature: --tau & co. where its strategy takes them, then its own
+    # brackets (constant[tau=0.1]), which win. Specs that come out as the same run are kept once.
+    runs: dict[str, tuple[str, dict[str, float]]] = {}
+    used_globally: set[str] = set()
+    for method_spec in methods:
+        name, own = parse_method_spec(method_spec)
         strategy = get_method_class(name).temperature  # unknown names fail here, before any work
-        applicable[name] = {k: v for k, v in temperature.items() if strategy.accepts(k)}
-        strategy.with_overrides(applicable[name])  # tau <= 0, tau_min > tau_max: one line each
+        refused = [k for k in own if not strategy.accepts(k)]
+        if refused:
+            takes = ", ".join(k for k in TEMPERATURE_OPTIONS if strategy.accepts(k)) or "no temperature option"
+            raise UserError(f"--methods {method_spec}: {name} has no {refused[0]} to set; it takes {takes}.")
+        applicable = {k: v for k, v in temperature.items() if strategy.accepts(k)}
+        used_globally |= set(applicable)
+        applicable.update(own)
+        strategy.with_overrides(applicable)  # tau <= 0, tau_min > tau_max: one line each
+        label = RunConfig.label_of(name, applicable)
+        runs.setdefault(label, (name, applicable))
     for option in temperature:
-        if not any(option in used for used in applicable.values()):
+        if option not in used_globally:
             raise UserError(f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
                             "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range.")
     wanted = overrides.get("eval_protocols") or RunConfig.eval_protocols
@@ -156,7 +168,7 @@ def plan(
             spec.augmentation,
             {
                 **overrides,
-                "temperature_overrides": applicable[name],
+                "temperature_overrides": applicable,
                 "construction": specs[split].construction,
                 "split": split,
                 "rho": specs[split].rho,
@@ -166,7 +178,7 @@ def plan(
         )
         for split in split_list
         for seed in seeds
-        for name in methods
+        for name, applicable in runs.values()
     ]
     check_backbone(configs[0].backbone)
     _check_writable(results_dir)
@@ -181,15 +193,30 @@ def _check_writable(results_dir: Path) -> None:
         raise UserError(f"results directory {results_dir} is not writable; pass --results-dir DIR.")
 
 
+#: Which data a run trains on: its (split, seed). Seeds share one loaded copy unless the dataset draws
+#: its class ranks per seed (``DatasetSpec.ranks_per_seed``).
+DataKey = tuple[Optional[int], int]
+
+
+def data_key(config: RunConfig) -> DataKey:
+    """The key of ``config``'s data in :func:`load_all`'s mapping."""
+    return config.split, config.seed
+
+
 def load_data(run_plan: RunPlan) -> LongTailData:
-    """The data of the plan's first split (the only one for most datasets)."""
-    return load_all(run_plan)[run_plan.splits[0]]
+    """The data of the plan's first run (first split and seed; the only one for most datasets)."""
+    return load_all(run_plan)[data_key(run_plan.configs[0])]
 
 
-def load_all(run_plan: RunPlan) -> dict[Optional[int], LongTailData]:
-    """The data of every split of the plan, loaded (and split files verified) before any training."""
+def load_all(run_plan: RunPlan) -> dict[DataKey, LongTailData]:
+    """The data of every (split, seed) of the plan, loaded (and split files verified) before any training."""
     root = Path(run_plan.configs[0].data_root) if run_plan.configs[0].data_root else None
-    loaded = {split: run_plan.datasets[split].load(root) for split in run_plan.splits}
+    loaded: dict[DataKey, LongTailData] = {}
+    for split in run_plan.splits:
+        spec = run_plan.datasets[split]
+        shared = None if spec.ranks_per_seed else spec.load(root)
+        for seed in run_plan.seeds:
+            loaded[split, seed] = shared if shared is not None else spec.load(root, run_seed=seed)
     smallest_batch = min(c.batch_size for c in run_plan.configs)
     for data in loaded.values():
         if smallest_batch > len(data.train_labels):
@@ -435,38 +462,37 @@ def missing_floors(config: RunConfig, existing: list[dict], protocol: Optional[d
 
 def execute(
     run_plan: RunPlan,
-    data: Mapping[Optional[int], LongTailData],
+    data: Mapping[DataKey, LongTailData],
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     stop: StopRequest | None = None,
 ) -> list[dict]:
     """Run every planned config, writing each record as soon as it exists; returns the records.
 
-    ``data`` is ``{split: data}`` from :func:`load_all`.
+    ``data`` is ``{(split, seed): data}`` from :func:`load_all`.
     A run whose checkpoint says it finished or failed (and whose record exists) is skipped; one with a
     checkpoint resumes from it (unless ``resume`` is off: then the old checkpoint is set aside). Each
     run is trained under its lock (:mod:`bench.locks`): a run another process holds is skipped with a
     line saying so, so concurrent launchers of one grid write exactly one record per run.
     """
-    per_split = dict(data)
     written: list[dict] = []
     existing = load_records(run_plan.results_dir) if run_plan.results_dir.exists() else []
     for split in run_plan.splits:
         for seed in run_plan.seeds:
             seed_configs = [c for c in run_plan.configs if c.seed == seed and c.split == split]
             if distributed.is_main() and missing_floors(seed_configs[0], existing):
-                written += _write_floors(run_plan, seed_configs[0], per_split[split], existing)
+                written += _write_floors(run_plan, seed_configs[0], data[split, seed], existing)
             for config in seed_configs:
                 checkpointer = run_plan.checkpointer(config)
                 if distributed.is_distributed():  # one job of several ranks: its launcher runs it once
-                    written += _execute_run(run_plan, config, per_split[split], checkpointer, show_progress, log, stop)
+                    written += _execute_run(run_plan, config, data[split, seed], checkpointer, show_progress, log, stop)
                     continue
                 with locks.run_lock(checkpointer.lock_file) as held:
                     if not held:
                         log(f"skipping {config.method_label} on {config.dataset} ({_where(config)}): another process is "
                             f"training it ({locks.holder(checkpointer.lock_file)}); `python -m bench status` shows it")
                         continue
-                    written += _execute_run(run_plan, config, per_split[split], checkpointer, show_progress, log, stop)
+                    written += _execute_run(run_plan, config, data[split, seed], checkpointer, show_progress, log, stop)
     return written
 
 

@@ -87,6 +87,9 @@ class LongTailData:
     ``split`` is the published split the data comes from (SDCLR splits 1..5), None when there is one;
     ``probe_sets`` are the balanced sets of the probe protocols (``"full"``, ``"few"``) where the
     dataset defines them; ``groups_rule`` says how ``groups`` were made (defaults to the thirds rule).
+    ``rank_order`` lists the classes from head to tail where the dataset drew that order for the run
+    (:func:`datasets.longtail.class_rank_order`), None where the construction fixes it; ``data_version``
+    is the dataset's :attr:`DatasetSpec.data_version`. Groups always follow this data's own counts.
     """
 
     name: str
@@ -101,6 +104,8 @@ class LongTailData:
     split: Optional[int] = None
     probe_sets: dict[str, ProbeSet] = field(default_factory=dict)
     groups_rule: str = GROUPS_BY_THIRDS_RULE
+    rank_order: Optional[list[int]] = None
+    data_version: int = 1
 
     def __post_init__(self) -> None:
         if self.groups is None:
@@ -121,7 +126,9 @@ class LongTailData:
 
     def summary(self) -> dict:
         """What a record stores about the data (sizes, counts, groups, construction)."""
-        extra: dict[str, Any] = {"groups_rule": self.groups_rule}
+        extra: dict[str, Any] = {"groups_rule": self.groups_rule, "data_version": self.data_version}
+        if self.rank_order is not None:  # which classes were many / medium / few in this run, by name
+            extra["rank_order"] = [self.class_names[c] for c in self.rank_order]
         if self.split is not None:
             extra["split"] = self.split
         if self.probe_sets:
@@ -161,6 +168,12 @@ class DatasetSpec:
     takes_rho: ClassVar[bool] = False
     #: The probe sets (:class:`ProbeSet` names) each construction provides: "full", "few".
     probe_sets: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Whether the classes' frequency ranks are drawn per repeat from the run's seed (digits_lt,
+    #: fashion_mnist_lt; leaderboard/PROTOCOL.md, "Datasets"): then each seed has its own long tail.
+    ranks_per_seed: ClassVar[bool] = False
+    #: Bumped when a change moves the data a run sees (as methods' ``recipe_version``); records store it
+    #: in ``data.data_version`` (absent: 1). leaderboard/PROTOCOL.md, "Versions", lists the changes.
+    data_version: ClassVar[int] = 1
 
     def __init__(self, construction: Optional[str] = None, split: Optional[int] = None,
                  rho: Optional[float] = None) -> None:
@@ -189,8 +202,12 @@ class DatasetSpec:
 
     def protocol_extra(self, data_root: Optional[Path]) -> dict[str, Any]:
         """What separates this choice's benchmark from the default one on the leaderboard (records'
-        ``protocol``): the construction when it is not the default, and rho when the user set it."""
+        ``protocol``): the construction when it is not the default, rho when the user set it, and
+        ``class_ranks`` where ranks are drawn per seed (so such runs never share a table, or a run id,
+        with runs of the fixed order that came before)."""
         extra: dict[str, Any] = {}
+        if self.ranks_per_seed:
+            extra["class_ranks"] = "per seed"
         if self.construction != self.constructions[0]:
             extra["construction"] = self.construction
         if self.rho is not None:
@@ -201,9 +218,10 @@ class DatasetSpec:
         """Names of the probe sets this construction provides (for checking --eval up front)."""
         return self.probe_sets.get(self.construction, ())
 
-    def load(self, data_root: Path | None = None) -> LongTailData:
+    def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         """Load the data; raise :class:`bench.errors.UserError` with one line (where the suite looked,
-        how to get the data) when it is missing."""
+        how to get the data) when it is missing. ``run_seed`` is the run's seed: datasets with
+        ``ranks_per_seed`` draw the classes' frequency ranks from it, the others ignore it."""
         raise NotImplementedError
 
 

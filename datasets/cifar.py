@@ -250,7 +250,7 @@ class _CifarLT(DatasetSpec):
             location=str(Path(train.root).resolve() / self.folder),
         )
 
-    def load(self, data_root: Path | None = None) -> LongTailData:
+    def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         root = Path(data_root).expanduser() if data_root is not None else None
         if self.construction == "sdclr":
             # Split files first: they are small, and a wrong one must stop the run before images load.

@@ -8,12 +8,13 @@ dataset always loads, offline, in well under a second.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
 from bench.config import AugmentationSpec, TrainPreset
 from datasets.base import DatasetSpec, LongTailData, register_dataset
-from datasets.longtail import ldam_counts, ldam_indices
+from datasets.longtail import class_rank_order, counts_in_label_order, ldam_counts, ldam_indices
 
 TEST_PER_CLASS = 50
 RHO = 10.0
@@ -21,13 +22,14 @@ SEED = 0
 
 
 def digits_split(targets: np.ndarray, test_per_class: int = TEST_PER_CLASS, rho: float = RHO,
-                 seed: int = SEED) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Train (long-tail) and test (balanced) indices into ``targets``, and the profile's counts.
+                 seed: int = SEED, order: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Train (long-tail) and test (balanced) indices into ``targets``, and the profile's counts (head first).
 
     1. Hold out ``test_per_class`` images per class: ``RandomState(seed)``, per class in label order,
        shuffle that class's indices and take the first ``test_per_class``.
     2. On the remaining pool apply the LDAM exponential profile (Cao et al. 2019) with
-       ``n_max`` = the smallest remaining class count and ``rho`` (``ldam_indices(seed)``).
+       ``n_max`` = the smallest remaining class count and ``rho`` (``ldam_indices(seed)``); class
+       ``order[r]`` gets the r-th largest count (``order`` None: label order, LDAM's class 0 = head).
 
     Deviation on purpose (leaderboard/PROTOCOL.md, "Datasets"): the figure "digits-LT (n_max 174,
     rho 10) has 707 images" takes the head class from the whole set, which leaves no balanced test
@@ -48,15 +50,21 @@ def digits_split(targets: np.ndarray, test_per_class: int = TEST_PER_CLASS, rho:
     pool = np.sort(np.concatenate(pool_parts))
     n_max = int(np.bincount(targets[pool], minlength=num_classes).min())
     counts = ldam_counts(n_max, num_classes, rho)
-    train_idx = pool[ldam_indices(targets[pool], counts, seed=seed)]
+    per_class = counts_in_label_order(counts, range(num_classes) if order is None else order)
+    train_idx = pool[ldam_indices(targets[pool], per_class, seed=seed)]
     return train_idx.astype(np.int64), test_idx.astype(np.int64), counts
 
 
 @register_dataset("digits_lt")
 class DigitsLT(DatasetSpec):
-    """8x8 digits, LDAM long tail (rho 10) after a balanced hold-out of 50 test images per class."""
+    """8x8 digits, LDAM long tail (rho 10) after a balanced hold-out of 50 test images per class; which
+    class gets which count is drawn per seed (the test set and each class's picks do not depend on it)."""
 
-    description = "scikit-learn digits (8x8), LDAM rho 10 after a 50/class balanced test hold-out; CPU smoke benchmark"
+    description = ("scikit-learn digits (8x8), LDAM rho 10 after a 50/class balanced test hold-out, class ranks drawn "
+                   "per seed; CPU smoke benchmark")
+    # v2: class ranks drawn per seed; v1 (records before it): the LDAM label order, digit 0 head, 7-9 few.
+    ranks_per_seed = True
+    data_version = 2
     citation = (
         "Alpaydin & Kaynak 1998, UCI Optical Recognition of Handwritten Digits (scikit-learn load_digits); "
         "long tail: Cao et al. 2019, LDAM-DRW, NeurIPS"
@@ -86,15 +94,17 @@ class DigitsLT(DatasetSpec):
     }
     default_preset = "quick"
 
-    def load(self, data_root: Path | None = None) -> LongTailData:
-        """Load from scikit-learn (``data_root`` is ignored: the data ships with the package)."""
+    def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
+        """Load from scikit-learn (``data_root`` is ignored: the data ships with the package); the
+        classes' ranks come from ``run_seed``."""
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         # Pixel values are 0..16 (counts of set pixels in 4x4 blocks); scale to the uint8 range.
         images = np.round(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[..., None]
         targets = digits.target.astype(np.int64)
-        train_idx, test_idx, counts = digits_split(targets)
+        order = class_rank_order(len(digits.target_names), run_seed)
+        train_idx, test_idx, counts = digits_split(targets, order=order)
         return LongTailData(
             name="digits_lt",
             train_images=images[train_idx],
@@ -104,7 +114,9 @@ class DigitsLT(DatasetSpec):
             class_names=[str(c) for c in digits.target_names],
             construction=(
                 f"ldam(n_max={counts[0]}, rho={RHO:g}, seed={SEED}) after a balanced hold-out of "
-                f"{TEST_PER_CLASS}/class"
+                f"{TEST_PER_CLASS}/class; class ranks drawn with seed {run_seed}, head to tail {order.tolist()}"
             ),
             source="sklearn.datasets.load_digits",
+            rank_order=order.tolist(),
+            data_version=self.data_version,
         )

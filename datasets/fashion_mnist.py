@@ -3,7 +3,8 @@
 Data: Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine
 Learning Algorithms" (arXiv:1708.07747); 60,000 train / 10,000 test 28x28 grey images, 10 classes.
 Long tail: Cao et al. 2019 (LDAM-DRW) exponential profile -> 14,886 images
-[6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60]; the test set is the official balanced one.
+[6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60], given to the classes in an order drawn per
+seed (datasets/longtail.py, ``class_rank_order``); the test set is the official balanced one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from bench.config import AugmentationSpec, TrainPreset
 from bench.errors import UserError
 from datasets.base import DatasetSpec, LongTailData, register_dataset
-from datasets.longtail import ldam_counts, ldam_indices
+from datasets.longtail import class_rank_order, counts_in_label_order, ldam_counts, ldam_indices
 
 # Where Debian's ``dataset-fashion-mnist`` package installs the IDX files (tests monkeypatch this).
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -122,7 +123,11 @@ def locate_fashion_mnist(data_root: Path | None) -> dict[str, Path]:
 class FashionMnistLT(DatasetSpec):
     """Fashion-MNIST-LT: LDAM exponential profile over the 60,000 training images, official test set."""
 
-    description = "Fashion-MNIST, LDAM rho 100 (14,886 train images), official balanced 10,000 test; CPU benchmark"
+    description = ("Fashion-MNIST, LDAM rho 100 (14,886 train images), class ranks drawn per seed, official balanced "
+                   "10,000 test; CPU benchmark")
+    # v2: class ranks drawn per seed; v1 (records before it): label order, T-shirt head, sneaker/bag/ankle boot few.
+    ranks_per_seed = True
+    data_version = 2
     citation = (
         "Xiao, Rasul & Vollgraf 2017, Fashion-MNIST, arXiv:1708.07747; "
         "long tail: Cao et al. 2019, LDAM-DRW, NeurIPS"
@@ -147,11 +152,12 @@ class FashionMnistLT(DatasetSpec):
     }
     default_preset = "cpu"
 
-    def load(self, data_root: Path | None = None) -> LongTailData:
+    def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         files = locate_fashion_mnist(Path(data_root).expanduser() if data_root is not None else None)
         arrays = {key: read_idx(path, SHA256[key]) for key, path in files.items()}
         train_labels = arrays["train_labels"].astype(np.int64)
-        counts = ldam_counts(N_MAX, len(CLASS_NAMES), RHO)
+        order = class_rank_order(len(CLASS_NAMES), run_seed)
+        counts = counts_in_label_order(ldam_counts(N_MAX, len(CLASS_NAMES), RHO), order)
         picks = ldam_indices(train_labels, counts, seed=SEED)
         return LongTailData(
             name="fashion_mnist_lt",
@@ -160,6 +166,11 @@ class FashionMnistLT(DatasetSpec):
             test_images=arrays["test_images"][..., None],
             test_labels=arrays["test_labels"].astype(np.int64),
             class_names=list(CLASS_NAMES),
-            construction=f"ldam(n_max={N_MAX}, rho={RHO:g}, seed={SEED}); test: official 10,000",
+            construction=(
+                f"ldam(n_max={N_MAX}, rho={RHO:g}, seed={SEED}); class ranks drawn with seed {run_seed}, head to tail "
+                f"{order.tolist()}; test: official 10,000"
+            ),
             source=str(files["train_images"].parent),
+            rank_order=order.tolist(),
+            data_version=self.data_version,
         )

@@ -97,7 +97,7 @@ class ImageFolderLT(DatasetSpec):
             extra["source"] = str(Path(data_root).expanduser().resolve())
         return extra
 
-    def load(self, data_root: Path | None = None) -> LongTailData:
+    def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         if data_root is None:
             raise UserError("--dataset folder needs --data-root DIR, an image folder laid out DIR/<class>/<image> "
                             "(or DIR/train/<class>/ and DIR/test/<class>/).")

@@ -124,7 +124,7 @@ class _ImageNetLT(DatasetSpec):
         return (f"pass --data-root DIR with ILSVRC-2012 train/<wnid>/ and val/<wnid>/ (from {IMAGENET_URL}) and the "
                 f"lists under {place}/split/{Path(self.lists.pretrain).parent}/ (from {home})")
 
-    def load(self, data_root: Path | None = None) -> LongTailData:
+    def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         if data_root is None:
             raise UserError(f"{self.title} needs ImageNet: {self._where_to_get(None)}.")
         root = Path(data_root).expanduser()

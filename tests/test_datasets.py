@@ -13,7 +13,7 @@ from bench.errors import UserError
 from datasets import DATASETS, create_dataset, groups_by_thirds, list_datasets
 from datasets.cifar import ldam_cifar_indices
 from datasets.digits import digits_split
-from datasets.longtail import ldam_counts, ldam_indices
+from datasets.longtail import class_rank_order, counts_in_label_order, ldam_counts, ldam_indices
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LABELS = SHARED / "cifar_labels"
@@ -21,6 +21,7 @@ FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 CIFAR10_RHO100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 FASHION_RHO100 = [6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60]
+DIGITS_RHO10 = [124, 96, 74, 57, 44, 34, 26, 20, 16, 12]
 
 
 def _labels(name: str) -> np.ndarray:
@@ -149,15 +150,72 @@ def test_digits_lt():
     assert data.train_images.max() == 255
     assert np.bincount(data.test_labels, minlength=10).tolist() == [50] * 10
     counts = data.class_counts.tolist()
-    assert counts == ldam_counts(counts[0], 10, 10) == [124, 96, 74, 57, 44, 34, 26, 20, 16, 12]
+    profile = sorted(counts, reverse=True)
+    assert profile == ldam_counts(profile[0], 10, 10) == DIGITS_RHO10
     assert min(counts) >= 10
-    assert data.groups.tolist()[7:] == ["few"] * 3
+    # Seed 0's draw (pinned: class_rank_order's stream is NumPy's frozen legacy one): 3 head, 2 tail.
+    assert counts == [96, 26, 12, 124, 44, 16, 74, 34, 20, 57]
+    assert [int(c) for c in np.flatnonzero(data.groups == "few")] == [2, 5, 8]
 
     targets = load_digits().target
-    train_idx, test_idx, _ = digits_split(targets)
+    train_idx, test_idx, _ = digits_split(targets, order=class_rank_order(10, 0))
     assert not set(train_idx.tolist()) & set(test_idx.tolist())
     assert np.array_equal(targets[train_idx], data.train_labels)
     assert np.array_equal(targets[test_idx], data.test_labels)
+
+
+# --- class ranks drawn per seed (digits_lt, fashion_mnist_lt) ---------------------------------
+
+def test_class_rank_order_is_a_permutation_fixed_per_seed_and_new_per_seed():
+    orders = [class_rank_order(10, seed).tolist() for seed in range(5)]
+    assert orders[0] == [3, 0, 6, 9, 4, 7, 1, 8, 5, 2]  # NumPy's frozen legacy stream: the same on every machine
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    assert len({tuple(order) for order in orders}) == 5
+    assert [class_rank_order(10, seed).tolist() for seed in range(5)] == orders
+
+
+def test_counts_in_label_order():
+    assert counts_in_label_order([30, 20, 10], [2, 0, 1]) == [20, 10, 30]
+    with pytest.raises(ValueError, match="not a permutation"):
+        counts_in_label_order([30, 20, 10], [0, 0, 1])
+
+
+def test_digits_lt_tail_differs_across_seeds_is_fixed_per_seed_and_recorded():
+    spec = create_dataset("digits_lt")
+    loaded = [spec.load(run_seed=seed) for seed in range(5)]
+    few = [frozenset(np.flatnonzero(data.groups == "few").tolist()) for data in loaded]
+    assert len(set(few)) == 5  # every repeat has other rare classes
+    for seed, data in enumerate(loaded):
+        counts = data.class_counts
+        assert sorted(counts.tolist(), reverse=True) == DIGITS_RHO10
+        # The groups follow this run's counts: the three rarest classes are few, the four largest many.
+        assert few[seed] == set(np.argsort(counts)[:3].tolist())
+        assert set(np.flatnonzero(data.groups == "many").tolist()) == set(np.argsort(counts)[-4:].tolist())
+        summary = data.summary()
+        assert summary["rank_order"] == [str(c) for c in class_rank_order(10, seed)]
+        assert [summary["class_counts"][int(name)] for name in summary["rank_order"]] == DIGITS_RHO10
+        assert summary["data_version"] == 2 and f"class ranks drawn with seed {seed}" in summary["construction"]
+        np.testing.assert_array_equal(data.test_images, loaded[0].test_images)  # one balanced test set for all
+        np.testing.assert_array_equal(data.test_labels, loaded[0].test_labels)
+    again = spec.load(run_seed=3)
+    np.testing.assert_array_equal(again.train_labels, loaded[3].train_labels)
+    np.testing.assert_array_equal(again.train_images, loaded[3].train_images)
+
+
+def test_ranks_per_seed_separate_the_protocol_only_where_drawn():
+    assert create_dataset("digits_lt").protocol_extra(None) == {"class_ranks": "per seed"}
+    assert create_dataset("fashion_mnist_lt").protocol_extra(None) == {"class_ranks": "per seed"}
+    # CIFAR's LDAM construction and SDCLR's split files keep their published class order.
+    assert create_dataset("cifar10_lt").protocol_extra(None) == {}
+    assert create_dataset("cifar10_lt", construction="sdclr").protocol_extra(None) == {"construction": "sdclr"}
+
+
+def test_a_class_keeps_nested_picks_whatever_its_rank():
+    targets = np.repeat(np.arange(3), 50)
+    full = ldam_indices(targets, [40, 40, 40], seed=0)
+    ranked = ldam_indices(targets, [40, 10, 25], seed=0)
+    for c, n in enumerate([40, 10, 25]):
+        assert ranked[targets[ranked] == c].tolist() == full[targets[full] == c][:n].tolist()
 
 
 # --- fashion_mnist_lt --------------------------------------------------------------------------
@@ -166,7 +224,8 @@ def test_fashion_mnist_lt():
     if not (FASHION_DEBIAN / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"Fashion-MNIST not installed at {FASHION_DEBIAN} (apt-get install dataset-fashion-mnist)")
     data = create_dataset("fashion_mnist_lt").load()
-    assert data.class_counts.tolist() == FASHION_RHO100
+    assert sorted(data.class_counts.tolist(), reverse=True) == FASHION_RHO100
+    assert data.class_counts.tolist() == counts_in_label_order(FASHION_RHO100, class_rank_order(10, 0))
     assert len(data.train_labels) == 14886
     assert data.train_images.shape == (14886, 28, 28, 1) and data.train_images.dtype == np.uint8
     assert data.test_images.shape == (10000, 28, 28, 1)
@@ -193,7 +252,10 @@ def test_fashion_mnist_reads_data_root(tmp_path, monkeypatch):
     monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "nowhere")
     monkeypatch.setattr(fm, "SHA256", dict.fromkeys(fm.SHA256))  # stand-in files: no checksums
     data = create_dataset("fashion_mnist_lt").load(tmp_path)
-    assert data.class_counts.tolist() == FASHION_RHO100
+    assert data.class_counts.tolist() == counts_in_label_order(FASHION_RHO100, class_rank_order(10, 0))
+    other = create_dataset("fashion_mnist_lt").load(tmp_path, run_seed=1)
+    assert other.class_counts.tolist() == counts_in_label_order(FASHION_RHO100, class_rank_order(10, 1))
+    assert other.summary()["rank_order"] == [fm.CLASS_NAMES[c] for c in class_rank_order(10, 1)]
     assert data.test_images.shape == (30, 2, 2, 1)
     assert data.source == str(tmp_path)
 

@@ -179,7 +179,7 @@ def test_method_specs_set_one_method_s_temperature_and_read_back_its_label(tmp_p
 
 def test_the_main_job_runs_every_method_and_the_tuned_constants(monkeypatch):
     from bench import runner
-    from bench.cli import TUNED_CONSTANTS
+    from bench.arguments import TUNED_CONSTANTS
     from methods import list_methods
 
     seen = {}

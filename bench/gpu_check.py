@@ -296,15 +296,14 @@ def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods
     """Steps 1-5 into ``out`` (``out/results``: records; ``out/gpu-check.log``; ``out/gpu-check.json``).
     ``device="cpu"`` is the tiny dry run. Returns what was measured."""
     from bench.trainer import select_device
-    from methods import get_method_class
 
     start = time.monotonic()
     torch_device = select_device(device)
     dry_run = torch_device.type == "cpu"
     methods = methods or ["constant", "cosine_tau"]
     splits = splits or ([1] if dry_run else [1, 2, 3])
-    for name in methods:
-        get_method_class(name)  # unknown names: one line, before any work
+    for spec in methods:
+        runner.check_method_spec(spec)  # unknown names or options (constant[tau=0.1] is fine): one line, before any work
     if minutes <= 0:
         raise UserError(f"--minutes must be positive, got {minutes:g}.")
     if data_root is None and shared is None:

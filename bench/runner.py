@@ -86,6 +86,19 @@ def _record_in(finished: Mapping, results_dir: Path) -> bool:
     return record.is_file() and record.resolve().parent == results_dir.resolve()
 
 
+def check_method_spec(method_spec: str) -> tuple[str, dict[str, float]]:
+    """One ``--methods`` spec (``constant[tau=0.1]``) as its method name and temperature overrides, or
+    one :class:`UserError` line: an unknown method, or a bracketed option its strategy does not take.
+    Cheap and done before any work (``bench run``'s plan, gpu-check before the GPU is timed)."""
+    name, own = parse_method_spec(method_spec)
+    strategy = get_method_class(name).temperature  # unknown names fail here
+    refused = [k for k in own if not strategy.accepts(k)]
+    if refused:
+        takes = ", ".join(k for k in TEMPERATURE_OPTIONS if strategy.accepts(k)) or "no temperature option"
+        raise UserError(f"--methods {method_spec}: {name} has no {refused[0]} to set; it takes {takes}.")
+    return name, own
+
+
 def plan(
     methods: list[str],
     dataset: str,
@@ -125,12 +138,8 @@ def plan(
     runs: dict[str, tuple[str, dict[str, float]]] = {}
     used_globally: set[str] = set()
     for method_spec in methods:
-        name, own = parse_method_spec(method_spec)
-        strategy = get_method_class(name).temperature  # unknown names fail here, before any work
-        refused = [k for k in own if not strategy.accepts(k)]
-        if refused:
-            takes = ", ".join(k for k in TEMPERATURE_OPTIONS if strategy.accepts(k)) or "no temperature option"
-            raise UserError(f"--methods {method_spec}: {name} has no {refused[0]} to set; it takes {takes}.")
+        name, own = check_method_spec(method_spec)
+        strategy = get_method_class(name).temperature
         applicable = {k: v for k, v in temperature.items() if strategy.accepts(k)}
         used_globally |= set(applicable)
         applicable.update(own)

@@ -68,10 +68,16 @@ def test_bad_input_is_one_line(capsys, tmp_path):
     assert capsys.readouterr().err.startswith("error: --minutes")
     assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "b"), "--methods", "nope"]) == 2
     assert "unknown method" in capsys.readouterr().err
+    # Bracketed specs, as `bench run` takes them: a valid one passes the check (and fails next, on the
+    # missing data folder), an option the method does not take is refused by the same line as in `run`.
+    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "e"), "--methods", "constant,constant[tau=0.1]"]) == 2
+    assert capsys.readouterr().err.startswith("error: gpu-check needs its data")
+    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "f"), "--methods", "cosine_tau[tau=0.1]"]) == 2
+    assert capsys.readouterr().err.startswith("error: --methods cosine_tau[tau=0.1]: cosine_tau has no tau to set")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "keep.txt").write_text("a user's file")
     assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "c"), "--data-root", str(tmp_path)]) == 2
     assert "not empty" in capsys.readouterr().err and (tmp_path / "c" / "keep.txt").read_text() == "a user's file"
     assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path / "d")]) == 2  # no data folder given
     assert capsys.readouterr().err.startswith("error: gpu-check needs its data: pass --data-root DIR")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "d").exists()
+    assert not any((tmp_path / name).exists() for name in "abdef")

@@ -383,6 +383,9 @@ def test_the_committed_leaderboard_links_the_protocol_document_which_exists(tmp_
     assert PROTOCOL_DOCUMENT.is_file()
     assert _protocol_link(REPO / "leaderboard" / "README.md") == "PROTOCOL.md"
     assert _protocol_link(tmp_path / "README.md") == "leaderboard/PROTOCOL.md"
+    # The default results folder runs/ sits beside leaderboard/: its report links one folder up.
+    assert _protocol_link(REPO / "runs" / "README.md") == "../leaderboard/PROTOCOL.md"
+    assert (REPO / "runs" / _protocol_link(REPO / "runs" / "README.md")).resolve() == PROTOCOL_DOCUMENT
 
 
 def test_recipe_versions_read_from_the_source_match_the_registered_classes():

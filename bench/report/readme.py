@@ -89,11 +89,16 @@ def render_throughput(records: list[dict[str, Any]], figures_dir: str = FIGURES_
 def _protocol_link(output: Path) -> str:
     """The protocol document as the README at ``output`` links it: ``PROTOCOL.md`` where the README's
     folder has a copy of it (the committed leaderboard/, or a copy of that folder, which must render
-    the same bytes), else the document's path in the repository (no machine-specific path ever enters
-    the markdown)."""
+    the same bytes); a relative link where the README is inside the repository (the default runs/
+    report: ``../leaderboard/PROTOCOL.md``); else the document's path in the repository as text, since
+    no machine-specific path may enter the markdown."""
     if (output.parent / PROTOCOL_DOCUMENT.name).is_file():
         return PROTOCOL_DOCUMENT.name
-    return str(PROTOCOL_DOCUMENT.relative_to(PROTOCOL_DOCUMENT.parents[1]))
+    repository = PROTOCOL_DOCUMENT.parents[1]
+    folder = output.resolve().parent
+    if folder.is_relative_to(repository):
+        return Path(os.path.relpath(PROTOCOL_DOCUMENT, folder)).as_posix()
+    return PROTOCOL_DOCUMENT.relative_to(repository).as_posix()
 
 
 def _load(results_dir: Path) -> list[dict[str, Any]]:

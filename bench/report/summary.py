@@ -10,7 +10,9 @@ of the table (cosine_tau, dystress, learnable_tau, any new one), its paired diff
 on the few-shot classes, with Holm-adjusted p-values -- whatever they show; a comparison whose sides do
 not both beat the floors is not read. Then what these runs say of the TS paper's claim (Kukleva et al.,
 ICLR 2023: the cosine schedule helps the tail), which needs a positive few-shot difference beyond the
-noise against ``constant`` and against the best constant.
+noise against ``constant`` and against the best constant. Every other method (SDCLR, BCL, MoCo, DCL, GH,
+compositions) is stated against ``constant`` in one sentence: what differs beyond the noise with its
+numbers, the rest by name.
 """
 
 from __future__ import annotations
@@ -63,6 +65,29 @@ def _claim(analysis: TableAnalysis) -> str:
     return f" These runs do not support the claim that {CLAIM} at this setting (few-shot: {read}{unseen})."
 
 
+def _other_methods(analysis: TableAnalysis) -> str:
+    """Every other method of the table against ``constant`` in one sentence: those different beyond the
+    noise with their numbers, the rest named as no different, those below a floor as not read (each
+    method's paired test is in the table; this says what it shows, whatever it shows)."""
+    others = [m for m in analysis.methods
+              if m not in analysis.strategies and m not in analysis.constants and " (v" not in m]
+    if BASELINE not in analysis.methods or not others:
+        return ""
+    unread = [m for m in others if not (analysis.beats_floors(m) and analysis.beats_floors(BASELINE))]
+    different, same = [], []
+    for method in (m for m in others if m not in unread):
+        results = {g: r for g in ("overall", "few") if (r := analysis.comparisons.get((method, BASELINE, g)))}
+        beyond = [f"{g} {verdict(r).replace(' beyond the noise', '')} ({_numbers(r)})"
+                  for g, r in results.items() if verdict(r) != "no different beyond the noise"]
+        if beyond:
+            different.append(f"{method} " + ", ".join(beyond))
+        elif results:
+            same.append(method)
+    parts = different + ([f"no different overall or few: {', '.join(same)}"] if same else [])
+    parts += [f"not read (below a floor): {', '.join(unread)}"] if unread else []
+    return f" Other methods vs {BASELINE}: " + "; ".join(parts) + "."
+
+
 def table_line(protocol: dict[str, Any], records: list[dict[str, Any]], analysis: TableAnalysis, n: int) -> str:
     """The summary's line for one table."""
     head = f"**{setting(protocol, records)}**"
@@ -84,7 +109,7 @@ def table_line(protocol: dict[str, Any], records: list[dict[str, Any]], analysis
     below = [m for m in analysis.methods if not analysis.beats_floors(m)]
     gate = f"not above both floors beyond the noise: {', '.join(below)}" if below else "every method beats both floors"
     body = ". ".join(sentences) if sentences else f"no temperature strategy besides {BASELINE} in this table"
-    return f"{head}, {label}, n {n} ({gate}): {body}.{_claim(analysis)}"
+    return f"{head}, {label}, n {n} ({gate}): {body}.{_other_methods(analysis)}{_claim(analysis)}"
 
 
 def repeat_means_text(analysis: TableAnalysis, method: str) -> str:

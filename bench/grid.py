@@ -50,8 +50,10 @@ class GridRun:
 
 
 def grid_runs(run_plan: Any) -> list[GridRun]:
-    """The plan's runs in its order (split, seed, method), each with its checkpoint's name."""
-    return [GridRun(c.method, c.dataset, c.seed, c.split, c.run_id(), run_plan.checkpointer(c).path.name, c.epochs)
+    """The plan's runs in its order (split, seed, method), each with its checkpoint's name. A run's
+    method is its label (``constant[tau=0.1]``): the job's ``--methods`` must name that run, not the
+    bare method (which is another run of the grid)."""
+    return [GridRun(c.method_label, c.dataset, c.seed, c.split, c.run_id(), run_plan.checkpointer(c).path.name, c.epochs)
             for c in run_plan.configs]
 
 

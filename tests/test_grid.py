@@ -86,6 +86,23 @@ def test_a_planted_checkpoint_that_would_run_code_is_refused_with_one_line(tmp_p
     assert not [r for r in load_records(results) if r["kind"] == "run"] if results.exists() else True
 
 
+def test_each_job_of_a_grid_plans_exactly_its_own_run_also_for_bracketed_specs(tmp_path):
+    # A job's argv once named the bare method, so constant[tau=0.1]'s job ran constant again (found it
+    # held or finished) and the tuned run never ran under --launcher local or slurm.
+    from bench.arguments import build_parser, plan_from_args, run_parser
+    from bench.grid import grid_runs, run_argv
+
+    args = build_parser().parse_args(["run", "--methods", "constant,constant[tau=0.1],cosine_tau[tau_min=0.05]",
+                                      "--seeds", "0,1", "--preset", "tiny", "--results-dir", str(tmp_path / "results"),
+                                      "--launcher", "local", "--jobs", "2"])
+    runs = grid_runs(plan_from_args(args))
+    assert len({run.run_id for run in runs}) == len(runs) == 6
+    assert {run.method for run in runs} == {"constant", "constant[tau=0.1]", "cosine_tau[tau_min=0.05]"}
+    for run in runs:
+        job = plan_from_args(run_parser().parse_args(run_argv(args, run_parser(), run)))
+        assert [config.run_id() for config in job.configs] == [run.run_id]
+
+
 def test_local_launcher_gives_the_sequential_records(tmp_path, sequential):
     results = tmp_path / "results"
     done = bench("run", *GRID, "--results-dir", str(results), "--launcher", "local", "--jobs", "2")

@@ -125,7 +125,7 @@ def benchmark_record(finished_at: str, cosine: list[float], hardware: str) -> di
         "config": {"backbone": "small_cnn", "batch_size": 32, "repeats": 6, "steps": 20, "interleaving": "step"},
         "throughput": {"variants": {"constant": variant([1.0] * 6), "cosine_tau": variant(cosine)}},
         "environment": {"hardware": hardware, "device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": None,
-                        "git_commit": "a" * 40},
+                        "git_commit": "a" * 40, **({"cpu_capability": "AVX2"} if "AVX2" in hardware else {})},
     }
 
 

@@ -14,7 +14,7 @@ from scipy import stats
 from bench.report import render_report
 from bench.report.analysis import analyse
 from bench.report.figures import per_class_data
-from bench.report.machines import with_canonical_hardware
+from bench.report.machines import superseded_coarse_removed, with_canonical_hardware
 from bench.report.statistics import balancedness, holm, minimum_detectable_difference
 from bench.report.tables import records_frame
 
@@ -52,9 +52,9 @@ def test_balancedness_is_the_population_std_of_the_three_groups():
     assert balancedness(70.0, 70.0, 70.0) == 0.0
 
 
-def _env(label: str, capability: str | None = None, count: int = 2) -> dict:
+def _env(label: str, capability: str | None = None, count: int = 2, threads: int = 2) -> dict:
     return {"hardware": label, "device": "cpu", "cpu": "AMD EPYC", "cpu_count": count, "gpu": None,
-            **({"cpu_capability": capability} if capability else {})}
+            "torch_threads": threads, **({"cpu_capability": capability} if capability else {})}
 
 
 def test_one_label_per_machine_from_the_stored_cpu_facts():
@@ -69,6 +69,23 @@ def test_one_label_per_machine_from_the_stored_cpu_facts():
     ]
     assert migrated[0]["environment"]["hardware_recorded"] == "cpu: AMD EPYC x2 threads"
     assert old["environment"]["hardware"] == "cpu: AMD EPYC x2 threads"  # the record itself is not edited
+
+
+def test_detailed_labels_are_kept_and_a_coarse_one_that_could_be_two_machines_is_not_guessed():
+    old = {"environment": _env("cpu: AMD EPYC x2 threads"), "finished_at": "2026-11-28T00:00:00+00:00"}
+    f23 = {"environment": _env("cpu: AMD EPYC (family 23, AVX2) x2 threads", "AVX2"), "finished_at": "2026-12-04T00:00:00+00:00"}
+    f25 = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x2 threads", "AVX512"), "finished_at": "2026-12-05T00:00:00+00:00"}
+    one = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x1 threads", "AVX512", threads=1),
+           "finished_at": "2026-12-06T00:00:00+00:00"}
+    migrated = with_canonical_hardware([old, f23, f25, one])
+    # A newer 1-thread run never relabels a 2-thread measurement, nor a family-25 VM a family-23 one.
+    assert [r["environment"]["hardware"] for r in migrated] == [
+        "cpu: AMD EPYC x2 threads", "cpu: AMD EPYC (family 23, AVX2) x2 threads",
+        "cpu: AMD EPYC (family 25, AVX512) x2 threads", "cpu: AMD EPYC (family 25, AVX512) x1 threads",
+    ]
+    # The throughput page leaves out the unplaced older measurement, not the newer coarse one of a 4-core VM.
+    newer_elsewhere = {"environment": _env("cpu: AMD EPYC x4 threads", count=4), "finished_at": "2026-11-01T00:00:00+00:00"}
+    assert superseded_coarse_removed(migrated + [newer_elsewhere]) == [f23, f25, one, newer_elsewhere]
 
 
 # --- records with the new fields: per-seed class-to-rank assignment, constant[tau=...] rows ---------------
@@ -91,7 +108,8 @@ def _record(method: str, seed: int, overall: float, few: float, kind: str = "run
         "metrics": {"knn10": {"overall": overall, "many": overall + 5, "medium": overall, "few": few, "per_class": per_class}},
         "history": [{"epoch": 1, "loss": 1.0, "tau": 0.2}],
         "environment": {"hardware": "cpu: test", "git_commit": "c" * 40},
-        "method_info": {"name": method, "description": f"{method} description"},
+        "method_info": {"name": method.split("[")[0], "description": f"{method.split('[')[0]} description",
+                        **({"temperature": f"constant tau = {method[13:-1]}"} if "[tau=" in method else {})},
     }
 
 
@@ -131,6 +149,9 @@ def test_the_best_constant_is_the_second_reference_of_every_strategy(tuned):
     assert ("These runs do not support the claim that the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023) at "
             "this setting (few-shot: vs constant better beyond the noise, vs constant[tau=0.1] worse beyond the noise)") in line
     assert "| constant[tau=0.5] " in markdown and "| constant[tau=0.1] " in markdown
+    # The methods list says what a bracketed row ran, not only its class's default text.
+    assert "- `constant[tau=0.1]`: constant description; this row overrides it: constant tau = 0.1" in markdown
+    assert "- `constant`: constant description\n" in markdown
 
 
 def test_the_floor_gate_is_the_larger_p_of_each_method_holm_adjusted_across_methods(tuned):

@@ -102,6 +102,8 @@ def methods_markdown(records: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["\n## Methods\n"]
     for method in method_order(list(info)):
-        citation = info[method].get("citation")
-        lines.append(f"- `{method}`: {info[method].get('description') or UNKNOWN}" + (f" ({citation})" if citation else ""))
+        citation, description = info[method].get("citation"), info[method].get("description") or UNKNOWN
+        if "[" in method and info[method].get("temperature"):  # the class's text names its default tau, not this row's
+            description += f"; this row overrides it: {info[method]['temperature']}"
+        lines.append(f"- `{method}`: {description}" + (f" ({citation})" if citation else ""))
     return lines

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from bench.keys import (BARE, BASELINE, CONTROL, LIMIT, PER_IMAGE_SUFFIX, cost_category, cost_verdict, hardware_of,
                         median_interval, protocol_id)
+from bench.report.machines import superseded_coarse_removed
 
 
 def _range(summary: Optional[dict[str, Any]], digits: int = 3) -> str:
@@ -89,9 +90,11 @@ def benchmark_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def latest_per_hardware(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The most recent benchmark record of each hardware (what the report shows; ratios never mix hardware)."""
+    """The most recent benchmark record of each hardware (what the report shows; ratios never mix hardware).
+    A coarse-labelled record that :mod:`bench.report.machines` could not place on one machine is left out
+    when a newer detailed record with its facts exists: it is an older measurement of one of those."""
     latest: dict[str, dict[str, Any]] = {}
-    for record in records:
+    for record in superseded_coarse_removed(records):
         hardware = hardware_of(record)
         if hardware not in latest or record.get("finished_at", "") > latest[hardware].get("finished_at", ""):
             latest[hardware] = record

@@ -74,7 +74,8 @@ def test_one_label_per_machine_from_the_stored_cpu_facts():
 def test_detailed_labels_are_kept_and_a_coarse_one_that_could_be_two_machines_is_not_guessed():
     old = {"environment": _env("cpu: AMD EPYC x2 threads"), "finished_at": "2026-11-28T00:00:00+00:00"}
     f23 = {"environment": _env("cpu: AMD EPYC (family 23, AVX2) x2 threads", "AVX2"), "finished_at": "2026-12-04T00:00:00+00:00"}
-    f25 = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x2 threads", "AVX512"), "finished_at": "2026-12-05T00:00:00+00:00"}
+    f25 = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x2 threads", "AVX512"),
+           "finished_at": "2026-12-05T00:00:00+00:00"}
     one = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x1 threads", "AVX512", threads=1),
            "finished_at": "2026-12-06T00:00:00+00:00"}
     migrated = with_canonical_hardware([old, f23, f25, one])

@@ -187,27 +187,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-leaderboard", action="store_true", help="do not rebuild the leaderboard afterwards")
     grid = run.add_argument_group(
-        "launching the grid (README, \"Running a grid on a cluster\")",
+        'launching the grid (README, "Running a grid on a cluster")',
         "Every (method, seed, split) run as its own job through submitit; a resubmitted grid runs only what is not "
         "finished. Defaults come from the preset: a GPU per job except for small_cnn presets.",
     )
-    grid.add_argument("--launcher", choices=("sequential", "local", "slurm"), default="sequential",
-                      help="sequential: one run after another in this process (default); local: --jobs runs at a time "
-                      "on this machine; slurm: a Slurm job array")
+    grid.add_argument(
+        "--launcher",
+        choices=("sequential", "local", "slurm"),
+        default="sequential",
+        help="sequential: one run after another in this process (default); local: --jobs runs at a time "
+        "on this machine; slurm: a Slurm job array",
+    )
     grid.add_argument("--jobs", type=int, default=1, help="local: runs at a time (one GPU each where there are enough)")
     grid.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
-    grid.add_argument("--gpus-per-job", type=int, default=None,
-                      help="slurm/local: GPUs per run (default: 1, 0 for small_cnn presets); >1 spans a run over GPUs")
+    grid.add_argument(
+        "--gpus-per-job",
+        type=int,
+        default=None,
+        help="slurm/local: GPUs per run (default: 1, 0 for small_cnn presets); >1 spans a run over GPUs",
+    )
     grid.add_argument("--cpus-per-job", type=int, default=None, help="slurm: CPUs per run (default: 8, 1 for small_cnn)")
-    grid.add_argument("--time-limit", type=int, default=None,
-                      help="minutes per job (default: 1440, 60 for small_cnn); a job stopped by it is requeued and resumes")
+    grid.add_argument(
+        "--time-limit",
+        type=int,
+        default=None,
+        help="minutes per job (default: 1440, 60 for small_cnn); a job stopped by it is requeued and resumes",
+    )
     grid.add_argument("--array-parallelism", type=int, default=256, help="slurm: jobs of the array running at once")
-    grid.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
-                      help="slurm: an extra sbatch option, e.g. --sbatch account=proj --sbatch qos=high (repeatable)")
-    grid.add_argument("--logs-dir", type=Path, default=None,
-                      help="where the jobs' logs go (default: RESULTS_DIR/../logs)")
-    grid.add_argument("--detach", action="store_true",
-                      help="return once submitted; `python -m bench status` follows the runs")
+    grid.add_argument(
+        "--sbatch",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="slurm: an extra sbatch option, e.g. --sbatch account=proj --sbatch qos=high (repeatable)",
+    )
+    grid.add_argument("--logs-dir", type=Path, default=None, help="where the jobs' logs go (default: RESULTS_DIR/../logs)")
+    grid.add_argument("--detach", action="store_true", help="return once submitted; `python -m bench status` follows the runs")
 
     state = sub.add_parser(
         "status",
@@ -259,9 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run", default=None, help="the run_id of a record (its checkpoint lies in RESULTS_DIR/../checkpoints)")
     source.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint file of this suite")
     ex.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
-    ex.add_argument(
-        "--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where the run's record lies (default: {LOCAL})"
-    )
+    ex.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, help=f"where the run's record lies (default: {LOCAL})")
 
     lst = sub.add_parser(
         "list", help="list methods, datasets and presets", description="List registered methods, datasets and their presets."
@@ -279,8 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--results-dir",
         type=Path,
         default=LEADERBOARD_RESULTS,
-        help=f"the records (default: {LEADERBOARD_RESULTS.relative_to(REPO_ROOT)}; {LOCAL} "
-        "for the local runs' report)",
+        help=f"the records (default: {LEADERBOARD_RESULTS.relative_to(REPO_ROOT)}; {LOCAL} for the local runs' report)",
     )
     board.add_argument(
         "--output", type=Path, default=None, help="markdown file (default: README.md next to the results directory)"

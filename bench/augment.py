@@ -150,8 +150,9 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: Optional[int] = 
 # Resized crop
 
 
-def _resample_matrix(start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int,
-                     flip: Optional[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+def _resample_matrix(
+    start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int, flip: Optional[torch.Tensor], dtype: torch.dtype
+) -> torch.Tensor:
     """(B, out, in) interpolation weights of torchvision's bilinear ``resized_crop`` with antialias.
 
     PIL / torchvision AA: output pixel k samples the crop [start, start + length) at centre
@@ -174,9 +175,16 @@ def _resample_matrix(start: torch.Tensor, length: torch.Tensor, in_size: int, ou
     return w / w.sum(dim=2, keepdim=True).clamp(min=1e-12)
 
 
-def resized_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: torch.Tensor,
-                 width: torch.Tensor, size: int, flip: Optional[torch.Tensor] = None,
-                 method: str = "matrix") -> torch.Tensor:
+def resized_crop(
+    x: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    height: torch.Tensor,
+    width: torch.Tensor,
+    size: int,
+    flip: Optional[torch.Tensor] = None,
+    method: str = "matrix",
+) -> torch.Tensor:
     """Per-sample crop ``[top, top + height) x [left, left + width)`` resized to ``size`` x ``size``
     (then mirrored left-right where ``flip``), for float images (B, C, H, W).
 
@@ -208,8 +216,7 @@ def resized_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height:
     # points to the centres of the crop's first and last pixels (border padding would clamp to the
     # image instead).
     lo = torch.stack(((2.0 * left.to(dt) + 1.0) / in_w, (2.0 * top.to(dt) + 1.0) / in_h), 1) - 1.0
-    hi = torch.stack(((2.0 * (left + width).to(dt) - 1.0) / in_w,
-                      (2.0 * (top + height).to(dt) - 1.0) / in_h), 1) - 1.0
+    hi = torch.stack(((2.0 * (left + width).to(dt) - 1.0) / in_w, (2.0 * (top + height).to(dt) - 1.0) / in_h), 1) - 1.0
     grid = torch.maximum(torch.minimum(grid, hi.view(bsz, 1, 1, 2)), lo.view(bsz, 1, 1, 2))
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -217,8 +224,7 @@ def resized_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height:
 def _to_float_nchw(images: torch.Tensor) -> torch.Tensor:
     """(B, H, W, C) uint8 in [0, 255] (or float already in [0, 1]) -> (B, C, H, W) float32 in [0, 1]."""
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"expected uint8 images of shape (B, H, W, C) with C in {{1, 3}}, got "
-                         f"{tuple(images.shape)}")
+        raise ValueError(f"expected uint8 images of shape (B, H, W, C) with C in {{1, 3}}, got {tuple(images.shape)}")
     x = images.permute(0, 3, 1, 2)
     if images.dtype == torch.uint8:
         x = x.to(torch.float32).div_(255.0)
@@ -266,9 +272,14 @@ class BatchedSimCLRAugment:
 
     # -- parameters ---------------------------------------------------------------------------------
 
-    def sample_params(self, batch_size: int, height: int, width: int,
-                      generator: Optional[torch.Generator] = None,
-                      device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    def sample_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: Optional[torch.Generator] = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Draw every sample's parameters. Keys (all tensors with leading dim ``batch_size``):
 
         ``crop_top, crop_left, crop_height, crop_width`` (int64, torchvision's i, j, h, w),
@@ -329,10 +340,20 @@ class BatchedSimCLRAugment:
         blur = rand(B) < self.spec.gaussian_blur
         sigma = uniform(*BLUR_SIGMAS)
         return {
-            "crop_top": top, "crop_left": left, "crop_height": h, "crop_width": w,
-            "flip": flip, "jitter": jitter, "brightness": brightness, "contrast": contrast,
-            "saturation": saturation, "hue": hue, "jitter_order": order,
-            "gray": gray, "blur": blur, "sigma": sigma,
+            "crop_top": top,
+            "crop_left": left,
+            "crop_height": h,
+            "crop_width": w,
+            "flip": flip,
+            "jitter": jitter,
+            "brightness": brightness,
+            "contrast": contrast,
+            "saturation": saturation,
+            "hue": hue,
+            "jitter_order": order,
+            "gray": gray,
+            "blur": blur,
+            "sigma": sigma,
         }
 
     # -- application --------------------------------------------------------------------------------
@@ -363,8 +384,7 @@ class BatchedSimCLRAugment:
             is_b = apply & (op == BRIGHTNESS)
             is_c = apply & (op == CONTRAST)
             is_s = apply & (op == SATURATION)
-            a = torch.where(is_b, p["brightness"],
-                            torch.where(is_c, p["contrast"], torch.where(is_s, p["saturation"], one)))
+            a = torch.where(is_b, p["brightness"], torch.where(is_c, p["contrast"], torch.where(is_s, p["saturation"], one)))
             gray = rgb_to_grayscale(x)
             mean = gray.mean(dim=(1, 2, 3), keepdim=True)
             # ref = black (brightness, hue, off), mean gray (contrast) or the gray image (saturation).
@@ -387,9 +407,16 @@ class BatchedSimCLRAugment:
         x = _to_float_nchw(images)
         _, _, height, width = x.shape
         size = self.spec.input_size
-        x = resized_crop(x, params["crop_top"], params["crop_left"], params["crop_height"],
-                         params["crop_width"], size, flip=params["flip"],
-                         method=self._resample_method(height, width))
+        x = resized_crop(
+            x,
+            params["crop_top"],
+            params["crop_left"],
+            params["crop_height"],
+            params["crop_width"],
+            size,
+            flip=params["flip"],
+            method=self._resample_method(height, width),
+        )
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.spec.cj_prob > 0:
@@ -404,18 +431,20 @@ class BatchedSimCLRAugment:
         """The last step of :meth:`apply`: normalise with the spec's mean / std."""
         return _normalize(x, self.spec.mean, self.spec.std)
 
-    def __call__(self, images_uint8: torch.Tensor,
-                 generator: Optional[torch.Generator] = None, normalize: bool = True) -> torch.Tensor:
+    def __call__(
+        self, images_uint8: torch.Tensor, generator: Optional[torch.Generator] = None, normalize: bool = True
+    ) -> torch.Tensor:
         """One augmented view (B, 3, S, S) float32 of a uint8 batch (B, H, W, C)."""
         B, H, W = images_uint8.shape[:3]
         params = self.sample_params(B, H, W, generator=generator, device=images_uint8.device)
         return self.apply(images_uint8, params, normalize)
 
-    def two_views(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
-                  normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def two_views(
+        self, images: torch.Tensor, generator: Optional[torch.Generator] = None, normalize: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independently augmented views of the same batch (one pass over a doubled batch)."""
         out = self(torch.cat((images, images), dim=0), generator, normalize)
-        return out[: images.shape[0]], out[images.shape[0]:]
+        return out[: images.shape[0]], out[images.shape[0] :]
 
 
 class EvalPreprocess:
@@ -429,8 +458,7 @@ class EvalPreprocess:
         x = _to_float_nchw(images_uint8)
         size = self.spec.input_size
         if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True).clamp_(0.0, 1.0)
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return _normalize(x, self.spec.mean, self.spec.std)
@@ -491,10 +519,12 @@ def lightly_eval_transform(spec: AugmentationSpec):
     from torchvision import transforms as T
 
     size = spec.input_size
-    return T.Compose([
-        _ToRGB(),
-        T.Resize(eval_resize_size(size)),
-        T.CenterCrop(size),
-        T.ToTensor(),
-        T.Normalize(mean=list(spec.mean), std=list(spec.std)),
-    ])
+    return T.Compose(
+        [
+            _ToRGB(),
+            T.Resize(eval_resize_size(size)),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize(mean=list(spec.mean), std=list(spec.std)),
+        ]
+    )

@@ -83,8 +83,13 @@ class Checkpointer:
         stored = {**state, "history": json.dumps(history)}
         atomic_write(self.path, lambda handle: torch.save(stored, handle), binary=True)
         last = history[-1] if history else {}
-        progress = {"epoch": state.get("epoch"), "epochs": state.get("epochs"), "step": state.get("step"),
-                    "images_per_s": last.get("images_per_s"), "saved_at": utc_now()}
+        progress = {
+            "epoch": state.get("epoch"),
+            "epochs": state.get("epochs"),
+            "step": state.get("step"),
+            "images_per_s": last.get("images_per_s"),
+            "saved_at": utc_now(),
+        }
         atomic_write(self.progress_file, lambda handle: handle.write(json.dumps(progress)), binary=False)
 
     def failed(self) -> dict[str, Any] | None:
@@ -133,8 +138,12 @@ def random_state(generator: torch.Generator, device: torch.device) -> dict[str, 
     return {
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
-        "numpy_rng": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                      "cached_gaussian": float(cached_gaussian)},
+        "numpy_rng": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
 

@@ -14,14 +14,13 @@ from bench.arguments import build_parser, parse_seeds, plan_from_args, run_parse
 from bench.config import split_method_list
 from bench.errors import UserError
 
+
 def command_gpu_check(args: argparse.Namespace) -> int:
     from bench.gpu_check import run_gpu_check
 
     methods = split_method_list(args.methods)
     splits = parse_seeds(args.splits, "--splits") if args.splits is not None else None
-    run_gpu_check(
-        args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data, args.epochs
-    )
+    run_gpu_check(args.out, args.device, args.minutes, methods, splits, args.data_root, args.shared_data, args.epochs)
     return 0
 
 

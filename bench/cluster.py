@@ -120,15 +120,23 @@ def launch_options(args: argparse.Namespace, plan: Any, sbatch: dict[str, str], 
     gpus = args.gpus_per_job if args.gpus_per_job is not None else (0 if cpu_sized else 1)
     cpus = args.cpus_per_job if args.cpus_per_job is not None else (1 if cpu_sized else 8)
     time_limit = args.time_limit if args.time_limit is not None else (60 if cpu_sized else 24 * 60)
-    for name, value, least in (("--jobs", args.jobs, 1), ("--gpus-per-job", gpus, 0), ("--cpus-per-job", cpus, 1),
-                               ("--time-limit", time_limit, 1), ("--array-parallelism", args.array_parallelism, 1)):
+    for name, value, least in (
+        ("--jobs", args.jobs, 1),
+        ("--gpus-per-job", gpus, 0),
+        ("--cpus-per-job", cpus, 1),
+        ("--time-limit", time_limit, 1),
+        ("--array-parallelism", args.array_parallelism, 1),
+    ):
         if value < least:
             raise UserError(f"{name} must be at least {least}, got {value}.")
     if args.launcher == "slurm" and shutil.which("sbatch") is None:
-        raise UserError("--launcher slurm needs Slurm's sbatch on PATH (run on a cluster's login node), "
-                        "or use --launcher local --jobs N on this machine.")
-    return LaunchOptions(args.launcher, args.jobs, args.partition, gpus, cpus, time_limit, args.array_parallelism,
-                         sbatch, logs_dir, args.detach)
+        raise UserError(
+            "--launcher slurm needs Slurm's sbatch on PATH (run on a cluster's login node), "
+            "or use --launcher local --jobs N on this machine."
+        )
+    return LaunchOptions(
+        args.launcher, args.jobs, args.partition, gpus, cpus, time_limit, args.array_parallelism, sbatch, logs_dir, args.detach
+    )
 
 
 def _planned_runs(plan: Any, options: LaunchOptions, device: str) -> list[GridRun]:
@@ -145,8 +153,7 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def launch(args: argparse.Namespace, run_parser: argparse.ArgumentParser, plan: Any, options: LaunchOptions,
-           log=print) -> int:
+def launch(args: argparse.Namespace, run_parser: argparse.ArgumentParser, plan: Any, options: LaunchOptions, log=print) -> int:
     """Submit the runs of ``plan`` not finished yet (all with ``--no-resume``), one job each; wait for
     them with a progress bar over the grid unless ``--detach``. Returns the exit code (0: every run
     finished; 1: some failed or stopped)."""
@@ -161,17 +168,27 @@ def launch(args: argparse.Namespace, run_parser: argparse.ArgumentParser, plan: 
     argvs = [run_argv(args, run_parser, run) for run in todo]
     jobs = _submit_slurm(argvs, options) if options.launcher == "slurm" else []
     job_ids = [job.job_id for job in jobs]
-    grid = write_grid(results_dir, runs, options.launcher, " ".join(["python", "-m", "bench", *sys.argv[1:]]),
-                      logs_dir=str(options.logs_dir), jobs=dict(zip(job_ids, [r.run_id for r in todo])))
+    grid = write_grid(
+        results_dir,
+        runs,
+        options.launcher,
+        " ".join(["python", "-m", "bench", *sys.argv[1:]]),
+        logs_dir=str(options.logs_dir),
+        jobs=dict(zip(job_ids, [r.run_id for r in todo])),
+    )
     if options.launcher == "slurm" and jobs:
         array = jobs[0].job_id.split("_")[0]
-        log(f"submitted Slurm job array {array} ({len(jobs)} job(s), at most {min(options.array_parallelism, len(jobs))} "
+        log(
+            f"submitted Slurm job array {array} ({len(jobs)} job(s), at most {min(options.array_parallelism, len(jobs))} "
             f"at a time; partition {options.partition or 'default'}, {options.gpus_per_job} GPU(s) and "
-            f"{options.cpus_per_job} CPU(s) per job, time limit {options.time_limit} min)")
+            f"{options.cpus_per_job} CPU(s) per job, time limit {options.time_limit} min)"
+        )
     log(f"logs: {options.logs_dir} (a <job id>_0_log.out and _log.err per job); grid: {grid}")
     if options.detach:
-        log(f"--detach: `python -m bench status --results-dir {results_dir}` shows the runs; resubmit the same command "
-            "to run what is not finished")
+        log(
+            f"--detach: `python -m bench status --results-dir {results_dir}` shows the runs; resubmit the same command "
+            "to run what is not finished"
+        )
         return 0
     if options.launcher == "local":
         jobs = _run_local(argvs, options, todo, log)
@@ -184,9 +201,13 @@ def _submit_slurm(argvs: list[list[str]], options: LaunchOptions) -> list[Any]:
     if not argvs:
         return []
     executor = submitit.SlurmExecutor(folder=options.logs_dir)
-    parameters: dict[str, Any] = {"job_name": "bench", "time": options.time_limit, "cpus_per_task": options.cpus_per_job,
-                                  "array_parallelism": options.array_parallelism,
-                                  "additional_parameters": dict(options.sbatch)}
+    parameters: dict[str, Any] = {
+        "job_name": "bench",
+        "time": options.time_limit,
+        "cpus_per_task": options.cpus_per_job,
+        "array_parallelism": options.array_parallelism,
+        "additional_parameters": dict(options.sbatch),
+    }
     if options.partition:
         parameters["partition"] = options.partition
     if options.gpus_per_job:
@@ -194,11 +215,12 @@ def _submit_slurm(argvs: list[list[str]], options: LaunchOptions) -> list[Any]:
         parameters["ntasks_per_node"] = options.gpus_per_job  # one process per GPU when a run spans several
     executor.update_parameters(**parameters)
     try:
-        return executor.map_array(RunJob(packed_runs=1, threads=None if options.gpus_per_job else options.cpus_per_job),
-                                  argvs)
+        return executor.map_array(RunJob(packed_runs=1, threads=None if options.gpus_per_job else options.cpus_per_job), argvs)
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError) as error:
-        raise UserError(f"sbatch refused the job array ({str(error).strip().splitlines()[-1]}); check --partition, "
-                        "--gpus-per-job, --time-limit and --sbatch against `sinfo`.") from None
+        raise UserError(
+            f"sbatch refused the job array ({str(error).strip().splitlines()[-1]}); check --partition, "
+            "--gpus-per-job, --time-limit and --sbatch against `sinfo`."
+        ) from None
 
 
 def _in_queue(job_id: str) -> bool:
@@ -263,8 +285,11 @@ def _report(jobs: list[Any], todo: list[GridRun], results_dir: Path, log) -> int
         if state.state == "finished":
             continue
         problems += 1
-        log(f"{state.state}: {run.label()}" + (f": {state.detail}" if state.detail else "")
-            + ("" if state.state == "failed" else "; resubmit the same command to run it"))
+        log(
+            f"{state.state}: {run.label()}"
+            + (f": {state.detail}" if state.detail else "")
+            + ("" if state.state == "failed" else "; resubmit the same command to run it")
+        )
     done = sum(states[r.run_id].state == "finished" for r in todo)
     log(f"{done} of {len(todo)} submitted run(s) finished")
     return 1 if problems else 0

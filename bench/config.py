@@ -167,8 +167,10 @@ def parse_method_spec(spec: str) -> tuple[str, dict[str, float]]:
     for item in rest[:-1].split(","):
         key, equals, value = (part.strip() for part in item.partition("="))
         if key not in TEMPERATURE_OPTIONS or not equals:
-            raise UserError(f"--methods: {spec!r}: {item.strip()!r} is not one of "
-                            f"{', '.join(o + '=VALUE' for o in TEMPERATURE_OPTIONS)}; {example}.")
+            raise UserError(
+                f"--methods: {spec!r}: {item.strip()!r} is not one of "
+                f"{', '.join(o + '=VALUE' for o in TEMPERATURE_OPTIONS)}; {example}."
+            )
         if key in overrides:
             raise UserError(f"--methods: {spec!r} sets {key} twice.")
         try:
@@ -194,8 +196,11 @@ def resolve_config(
     epochs_overridden = "epochs" in overrides
     temperature_overrides = dict(overrides.pop("temperature_overrides", {}) or {})
     preset = replace(preset, **{k: v for k, v in overrides.items() if hasattr(preset, k) and k != "name"})
-    recipe = {k: v for k, v in (method_recipe(preset.batch_size) if method_recipe else {}).items()
-              if k not in overrides and hasattr(preset, k)}
+    recipe = {
+        k: v
+        for k, v in (method_recipe(preset.batch_size) if method_recipe else {}).items()
+        if k not in overrides and hasattr(preset, k)
+    }
     preset = replace(preset, **recipe)
     if "temperature_period" in overrides:
         rule = "set on the command line"

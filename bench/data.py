@@ -63,8 +63,15 @@ class DeviceBatches:
     ``generator`` and the rank), so the ranks' views are independent.
     """
 
-    def __init__(self, images: np.ndarray, spec: AugmentationSpec, batch_size: int, device: torch.device,
-                 generator: torch.Generator, shard: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        spec: AugmentationSpec,
+        batch_size: int,
+        device: torch.device,
+        generator: torch.Generator,
+        shard: tuple[int, int] | None = None,
+    ) -> None:
         self.images = torch.from_numpy(images).to(device)
         self.augment = BatchedSimCLRAugment(spec)
         self.batch_size = batch_size
@@ -162,16 +169,18 @@ class LoaderBatches:
     streams after a resume may differ from an uninterrupted run's.
     """
 
-    def __init__(self, files: ImageFiles, spec: AugmentationSpec, batch_size: int, device: torch.device,
-                 seed: int, num_workers: int = 0) -> None:
+    def __init__(
+        self, files: ImageFiles, spec: AugmentationSpec, batch_size: int, device: torch.device, seed: int, num_workers: int = 0
+    ) -> None:
         self.device = device
         self.batch_size = batch_size
         self.num_images = len(files)
         self.shuffle_generator = torch.Generator().manual_seed(seed)
         self.epoch_start_state: torch.Tensor | None = None
         self.started = False  # persistent workers hold their copy of the dataset from the first epoch
-        self.dataset = TwoViewFiles(files, lightly_transform(spec, normalize=False),
-                                    Normalize(mean=list(spec.mean), std=list(spec.std)))
+        self.dataset = TwoViewFiles(
+            files, lightly_transform(spec, normalize=False), Normalize(mean=list(spec.mean), std=list(spec.std))
+        )
         self.loader = DataLoader(
             self.dataset,
             batch_size=batch_size,
@@ -194,8 +203,11 @@ class LoaderBatches:
         for position, (view0, view1, indices) in enumerate(self.loader):
             if position < skip:
                 continue
-            yield (view0.to(self.device, non_blocking=True), view1.to(self.device, non_blocking=True),
-                   indices.to(self.device, non_blocking=True))
+            yield (
+                view0.to(self.device, non_blocking=True),
+                view1.to(self.device, non_blocking=True),
+                indices.to(self.device, non_blocking=True),
+            )
 
     def set_sample_strength(self, strength: torch.Tensor) -> None:
         """Per-sample RandAugment strengths w (N,) in [0, 1]; the first call must come before the first
@@ -215,14 +227,23 @@ class LoaderBatches:
         self.epoch_start_state = state["epoch_start"]
 
 
-def batch_source(images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec, batch_size: int,
-                 device: torch.device, generator: torch.Generator, seed: int, num_workers: int = 0,
-                 shard: tuple[int, int] | None = None) -> BatchSource:
+def batch_source(
+    images: Union[np.ndarray, ImageFiles],
+    spec: AugmentationSpec,
+    batch_size: int,
+    device: torch.device,
+    generator: torch.Generator,
+    seed: int,
+    num_workers: int = 0,
+    shard: tuple[int, int] | None = None,
+) -> BatchSource:
     """The batch source for ``images``: on-device augmentation for arrays, a DataLoader for files.
     ``shard=(rank, world_size)`` splits each global batch over torchrun's processes (arrays only)."""
     if isinstance(images, ImageFiles):
         if shard is not None:
-            raise UserError("torchrun with file datasets is not supported yet (no distributed sampler); "
-                            "use in-memory datasets or one process.")
+            raise UserError(
+                "torchrun with file datasets is not supported yet (no distributed sampler); "
+                "use in-memory datasets or one process."
+            )
         return LoaderBatches(images, spec, batch_size, device, seed, num_workers)
     return DeviceBatches(images, spec, batch_size, device, generator, shard)

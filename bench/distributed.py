@@ -96,7 +96,7 @@ def average_gradients(module: torch.nn.Module) -> None:
     flat /= world_size()
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 

@@ -133,8 +133,10 @@ def find_state_dict(content: Any, path: Path) -> tuple[dict[str, torch.Tensor], 
             if tensors is not None:
                 return tensors, f"key {key!r}"
         keys = ", ".join(repr(k) for k in list(content)[:8])
-        raise UserError(f"{path} is a dict ({keys}) without a state_dict; expected one itself or under "
-                        f"{', '.join(repr(k) for k in CONTAINER_KEYS)}.")
+        raise UserError(
+            f"{path} is a dict ({keys}) without a state_dict; expected one itself or under "
+            f"{', '.join(repr(k) for k in CONTAINER_KEYS)}."
+        )
     raise UserError(f"{path} holds a {type(content).__name__}, not a state_dict or checkpoint.")
 
 
@@ -167,7 +169,7 @@ def _select_encoder(state: dict[str, torch.Tensor], expected: set[str], notes: l
         if any(k.startswith(prefix) for k in state):
             dropped = sorted({k.split(".", 1)[0] for k in state if not k.startswith(prefix)})
             notes.append(f"kept {prefix}*" + (f", dropped {', '.join(d + '.*' for d in dropped)}" if dropped else ""))
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     return state
 
 

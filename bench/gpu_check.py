@@ -89,6 +89,7 @@ def limit_variant(config, device: torch.device) -> Variant:
 def _paper_configs(device: torch.device, dry_run: bool, methods: tuple[str, ...] = ("constant", "cosine_tau")):
     """The configs of step 1 and 2: cifar10_lt's paper preset (small_cnn, batch 16 in a dry run)."""
     from bench.config import resolve_config
+
     spec = create_dataset("cifar10_lt")
     preset = spec.presets["paper"]
     if dry_run:
@@ -111,11 +112,16 @@ def check_throughput(device: torch.device, dry_run: bool, results_dir: Path, log
     configs = _paper_configs(device, dry_run)
     base = configs[0]
     variants = [suite_variant(c, images, device, False, 0) for c in configs]
-    variants += [suite_variant(base, images, device, False, 0, label=CONTROL), bare_variant(base, images, device),
-                 limit_variant(base, device)]
-    log(f"1. throughput: cifar10_lt paper recipe ({base.backbone}, batch {base.batch_size}"
+    variants += [
+        suite_variant(base, images, device, False, 0, label=CONTROL),
+        bare_variant(base, images, device),
+        limit_variant(base, device),
+    ]
+    log(
+        f"1. throughput: cifar10_lt paper recipe ({base.backbone}, batch {base.batch_size}"
         f"{', bf16, channels_last' if device.type == 'cuda' else ''}), {len(images)} synthetic images, "
-        f"{repeats} repeats x {steps} steps, interleaved step by step")
+        f"{repeats} repeats x {steps} steps, interleaved step by step"
+    )
     started, where = utc_now(), environment(device)
     result = measure(variants, steps, repeats, warmup, base.batch_size, device, log)
     log(tabulate(variants_table(result), headers="keys", tablefmt="simple"))
@@ -125,15 +131,23 @@ def check_throughput(device: torch.device, dry_run: bool, results_dir: Path, log
     limit = result["variants"][LIMIT]["images_per_s"]["median"]
     seconds = PAPER_EPOCHS * (SDCLR_SPLIT_SIZE // base.batch_size) * base.batch_size / suite
     log(f"constant / limit (the fraction of the network-only speed the suite reaches): {suite / limit:.3f}")
-    log(f"projected wall time of the {PAPER_EPOCHS}-epoch protocol per run (constant, {SDCLR_SPLIT_SIZE} images "
-        f"of an SDCLR split): {seconds / 3600:.2f} h{' (dry run: meaningless)' if dry_run else ''}")
-    record = throughput_record("cifar10_lt", 0, base, [c.method_label for c in configs], steps, repeats, warmup,
-                               result, where, started)
+    log(
+        f"projected wall time of the {PAPER_EPOCHS}-epoch protocol per run (constant, {SDCLR_SPLIT_SIZE} images "
+        f"of an SDCLR split): {seconds / 3600:.2f} h{' (dry run: meaningless)' if dry_run else ''}"
+    )
+    record = throughput_record(
+        "cifar10_lt", 0, base, [c.method_label for c in configs], steps, repeats, warmup, result, where, started
+    )
     record["config"]["images"] = f"{len(images)} synthetic uint8 32x32 images (the size of CIFAR-10-LT)"
     path = write_record(record, results_dir)
     log(f"throughput record: {path}")
-    return {"throughput": result, "constant_over_limit": suite / limit, "projected_hours": seconds / 3600,
-            "images_per_s": suite, "limit_images_per_s": limit}
+    return {
+        "throughput": result,
+        "constant_over_limit": suite / limit,
+        "projected_hours": seconds / 3600,
+        "images_per_s": suite,
+        "limit_images_per_s": limit,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,8 +178,10 @@ def pack_probe(device: torch.device, dry_run: bool, processes: int, window: floa
     """Total images/s of ``processes`` :func:`pack_worker` processes training at the same time."""
     argv = [sys.executable, "-m", "bench.gpu_check", "pack-worker", str(device), "dry" if dry_run else "full"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    workers = [subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-               for _ in range(processes)]
+    workers = [
+        subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(processes)
+    ]
     try:
         for worker in workers:
             line = worker.stdout.readline().strip()
@@ -195,8 +211,10 @@ def choose_packing(device: torch.device, dry_run: bool, candidates: int, log: Ca
         probes.append(pack_probe(device, dry_run, candidates, window))
     best = probes[-1] if probes[-1]["images_per_s"] >= 0.97 * single["images_per_s"] else single
     for probe in probes:
-        log(f"2. packing: {probe['processes']} process(es) train {probe['images_per_s']:.0f} images/s in total "
-            f"({', '.join(f'{r:.0f}' for r in probe['per_process'])} each; {probe['window_s']:.0f} s side by side)")
+        log(
+            f"2. packing: {probe['processes']} process(es) train {probe['images_per_s']:.0f} images/s in total "
+            f"({', '.join(f'{r:.0f}' for r in probe['per_process'])} each; {probe['window_s']:.0f} s side by side)"
+        )
     gain = best["images_per_s"] / single["images_per_s"]
     log(f"   -> {best['processes']} run process(es) at a time ({gain:.2f}x the total of one)")
     return {"probes": probes, "parallel": best["processes"], "images_per_s": best["images_per_s"], "gain": gain}
@@ -215,8 +233,10 @@ def prepare_data(data_root: Optional[Path], shared: Optional[Path], scratch: Pat
     assert shared is not None, "run_gpu_check refuses to start without --data-root or --shared-data"
     archive, labels = shared / JPEG_ARCHIVE, shared / LABELS
     if not archive.is_file() or not labels.is_file():
-        raise UserError(f"no --data-root and no {archive}: pass --data-root DIR (the unpacked CIFAR-10 JPEG copy with "
-                        "cifar10_train_labels.npy and split/) or --shared-data DIR.")
+        raise UserError(
+            f"no --data-root and no {archive}: pass --data-root DIR (the unpacked CIFAR-10 JPEG copy with "
+            "cifar10_train_labels.npy and split/) or --shared-data DIR."
+        )
     with tarfile.open(archive) as opened:
         opened.extractall(scratch, filter="data")
     # The archive may hold one top folder; the dataset wants train/ and test/ directly under the root.
@@ -228,8 +248,9 @@ def prepare_data(data_root: Optional[Path], shared: Optional[Path], scratch: Pat
     return root
 
 
-def plan_epochs(seconds: float, images_per_s_per_process: float, runs_per_process: int, batch_size: int,
-                images: int = SDCLR_SPLIT_SIZE) -> int:
+def plan_epochs(
+    seconds: float, images_per_s_per_process: float, runs_per_process: int, batch_size: int, images: int = SDCLR_SPLIT_SIZE
+) -> int:
     """The epochs every run gets so that ``runs_per_process`` runs, one after another at
     ``images_per_s_per_process``, fit into ``seconds`` besides the start-up and evaluation overheads."""
     # 15 % kept back: a run still training at the deadline is stopped there and leaves no record.
@@ -238,23 +259,57 @@ def plan_epochs(seconds: float, images_per_s_per_process: float, runs_per_proces
     return max(1, int(training / (runs_per_process * per_epoch)))
 
 
-def run_grid(methods: list[str], splits: list[int], epochs: int, parallel: int, root: Path, out: Path,
-             device: torch.device, dry_run: bool, interrupt_after: float, deadline: float,
-             log: Callable[[str], None]) -> list[Job]:
+def run_grid(
+    methods: list[str],
+    splits: list[int],
+    epochs: int,
+    parallel: int,
+    root: Path,
+    out: Path,
+    device: torch.device,
+    dry_run: bool,
+    interrupt_after: float,
+    deadline: float,
+    log: Callable[[str], None],
+) -> list[Job]:
     """Step 3-5: one ``bench run`` per split, ``parallel`` at a time; the first is interrupted once."""
     results = out / "results"
-    common = ["--methods", ",".join(methods), "--dataset", DATASET, "--construction", "sdclr", "--seeds", "0",
-              "--preset", "tiny" if dry_run else "paper", "--epochs", str(epochs),
-              "--eval", ",".join(DRY_EVAL if dry_run else GPU_EVAL), "--data-root", str(root),
-              "--results-dir", str(results), "--device", str(device.type), "--no-progress", "--no-leaderboard"]
+    common = [
+        "--methods",
+        ",".join(methods),
+        "--dataset",
+        DATASET,
+        "--construction",
+        "sdclr",
+        "--seeds",
+        "0",
+        "--preset",
+        "tiny" if dry_run else "paper",
+        "--epochs",
+        str(epochs),
+        "--eval",
+        ",".join(DRY_EVAL if dry_run else GPU_EVAL),
+        "--data-root",
+        str(root),
+        "--results-dir",
+        str(results),
+        "--device",
+        str(device.type),
+        "--no-progress",
+        "--no-leaderboard",
+    ]
     packed = {runner.PACKED_RUNS_ENV: str(min(parallel, len(splits)))}
-    jobs = [Job(f"split {split}", bench_command("run", *common, "--splits", str(split)), out / f"run-split{split}.log",
-                env=packed) for split in splits]
+    jobs = [
+        Job(f"split {split}", bench_command("run", *common, "--splits", str(split)), out / f"run-split{split}.log", env=packed)
+        for split in splits
+    ]
     if "constant" in methods:
         jobs[0].interrupt = (RESUME_MARKER, interrupt_after)
-    log(f"\n3. runs: {', '.join(methods)} on {DATASET} --construction sdclr, splits {', '.join(map(str, splits))}, "
+    log(
+        f"\n3. runs: {', '.join(methods)} on {DATASET} --construction sdclr, splits {', '.join(map(str, splits))}, "
         f"seed 0, {epochs} epochs (T = epochs / 5), {parallel} process(es) at a time; evaluation "
-        f"{'+'.join(DRY_EVAL if dry_run else GPU_EVAL)} on the {device.type.upper()}")
+        f"{'+'.join(DRY_EVAL if dry_run else GPU_EVAL)} on the {device.type.upper()}"
+    )
     return run_jobs(jobs, parallel, deadline, REPO_ROOT, log)
 
 
@@ -283,16 +338,36 @@ def results_table(records: list[dict], protocols: tuple[str, ...]) -> str:
         metrics = r.get("metrics", {})
         throughput = r.get("throughput", {}).get("images_per_s")
         memory = r.get("peak_memory", {}).get("bytes")
-        rows.append([r.get("split"), r["method"], *(metrics.get(p, {}).get("overall") for p in protocols),
-                     metrics.get("knn10", {}).get("few"), f"{throughput:.0f}" if throughput else "-",
-                     f"{memory / 2**20:.0f}" if memory else "-", r.get("status")])
-    return tabulate(rows, headers=["split", "method", *protocols, "knn10 few", "images/s", "peak MiB", "status"],
-                    tablefmt="simple", floatfmt=".1f")
+        rows.append(
+            [
+                r.get("split"),
+                r["method"],
+                *(metrics.get(p, {}).get("overall") for p in protocols),
+                metrics.get("knn10", {}).get("few"),
+                f"{throughput:.0f}" if throughput else "-",
+                f"{memory / 2**20:.0f}" if memory else "-",
+                r.get("status"),
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=["split", "method", *protocols, "knn10 few", "images/s", "peak MiB", "status"],
+        tablefmt="simple",
+        floatfmt=".1f",
+    )
 
 
-def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods: Optional[list[str]] = None,
-                  splits: Optional[list[int]] = None, data_root: Optional[Path] = None, shared: Optional[Path] = None,
-                  epochs: Optional[int] = None, log: Optional[Callable[[str], None]] = None) -> dict:
+def run_gpu_check(
+    out: Path,
+    device: str = "auto",
+    minutes: float = 9.0,
+    methods: Optional[list[str]] = None,
+    splits: Optional[list[int]] = None,
+    data_root: Optional[Path] = None,
+    shared: Optional[Path] = None,
+    epochs: Optional[int] = None,
+    log: Optional[Callable[[str], None]] = None,
+) -> dict:
     """Steps 1-5 into ``out`` (``out/results``: records; ``out/gpu-check.log``; ``out/gpu-check.json``).
     ``device="cpu"`` is the tiny dry run. Returns what was measured."""
     from bench.trainer import select_device
@@ -307,8 +382,10 @@ def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods
     if minutes <= 0:
         raise UserError(f"--minutes must be positive, got {minutes:g}.")
     if data_root is None and shared is None:
-        raise UserError("gpu-check needs its data: pass --data-root DIR (the unpacked CIFAR-10 JPEG copy with "
-                        "cifar10_train_labels.npy and split/) or --shared-data DIR (the JPEG archive, labels and splits).")
+        raise UserError(
+            "gpu-check needs its data: pass --data-root DIR (the unpacked CIFAR-10 JPEG copy with "
+            "cifar10_train_labels.npy and split/) or --shared-data DIR (the JPEG archive, labels and splits)."
+        )
     if epochs is not None and epochs <= 0:
         raise UserError(f"--epochs must be positive, got {epochs}.")
     if out.exists() and any(out.iterdir()):
@@ -326,8 +403,11 @@ def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods
     deadline = start + minutes * 60 - 20  # the last seconds collect the records and write the summary
     summary: dict = {"started_at": utc_now(), "device": str(torch_device), "dry_run": dry_run, "minutes": minutes}
     try:
-        say("dry run on CPU: tiny sizes, checks the script only (no GPU)" if dry_run
-            else f"GPU check on {torch.cuda.get_device_name(torch_device)}")
+        say(
+            "dry run on CPU: tiny sizes, checks the script only (no GPU)"
+            if dry_run
+            else f"GPU check on {torch.cuda.get_device_name(torch_device)}"
+        )
         with tempfile.TemporaryDirectory() as scratch:
             root = prepare_data(data_root, shared, Path(scratch))
             summary["step1"] = check_throughput(torch_device, dry_run, results, say)
@@ -341,10 +421,26 @@ def run_gpu_check(out: Path, device: str = "auto", minutes: float = 9.0, methods
             batch = create_dataset(DATASET).presets["tiny" if dry_run else "paper"].batch_size  # what the runs use
             planned = epochs or (1 if dry_run else plan_epochs(remaining / waves, per_process, len(methods), batch))
             run_seconds = planned * (SDCLR_SPLIT_SIZE // batch) * batch / per_process
-            summary["plan"] = {"epochs": planned, "parallel": parallel, "waves": waves, "seconds_left": remaining,
-                               "expected_run_training_s": run_seconds}
-            jobs = run_grid(methods, splits, planned, parallel, root, out, torch_device, dry_run,
-                            0.0 if dry_run else 0.4 * run_seconds, deadline, say)
+            summary["plan"] = {
+                "epochs": planned,
+                "parallel": parallel,
+                "waves": waves,
+                "seconds_left": remaining,
+                "expected_run_training_s": run_seconds,
+            }
+            jobs = run_grid(
+                methods,
+                splits,
+                planned,
+                parallel,
+                root,
+                out,
+                torch_device,
+                dry_run,
+                0.0 if dry_run else 0.4 * run_seconds,
+                deadline,
+                say,
+            )
             for job in jobs:
                 say(f"\n--- {job.name} ({job.status}, exit codes {job.exit_codes}) ---")
                 say(job.log_path.read_text(errors="replace") if job.log_path.exists() else "(no log)")

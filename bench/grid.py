@@ -27,8 +27,18 @@ from bench.errors import UserError
 from bench.records import atomic_write, utc_now
 
 #: The ``bench run`` options that say how to launch a grid, not what a run is (a job runs without them).
-LAUNCH_OPTIONS = ("launcher", "jobs", "partition", "gpus_per_job", "cpus_per_job", "time_limit", "array_parallelism",
-                  "sbatch", "logs_dir", "detach")
+LAUNCH_OPTIONS = (
+    "launcher",
+    "jobs",
+    "partition",
+    "gpus_per_job",
+    "cpus_per_job",
+    "time_limit",
+    "array_parallelism",
+    "sbatch",
+    "logs_dir",
+    "detach",
+)
 STATES = ("running", "pending", "failed", "finished")
 
 
@@ -53,8 +63,10 @@ def grid_runs(run_plan: Any) -> list[GridRun]:
     """The plan's runs in its order (split, seed, method), each with its checkpoint's name. A run's
     method is its label (``constant[tau=0.1]``): the job's ``--methods`` must name that run, not the
     bare method (which is another run of the grid)."""
-    return [GridRun(c.method_label, c.dataset, c.seed, c.split, c.run_id(), run_plan.checkpointer(c).path.name, c.epochs)
-            for c in run_plan.configs]
+    return [
+        GridRun(c.method_label, c.dataset, c.seed, c.split, c.run_id(), run_plan.checkpointer(c).path.name, c.epochs)
+        for c in run_plan.configs
+    ]
 
 
 def run_argv(args: argparse.Namespace, run_parser: argparse.ArgumentParser, run: GridRun) -> list[str]:
@@ -62,8 +74,13 @@ def run_argv(args: argparse.Namespace, run_parser: argparse.ArgumentParser, run:
     every option the user gave, minus the launcher's, with ``--methods``/``--seeds``/``--splits`` of
     this run alone. A job runs this argv through the sequential code path; its record's ``command``
     is this command, which a user can type again to rerun the run by hand."""
-    single = {"methods": run.method, "seeds": str(run.seed), "splits": None if run.split is None else str(run.split),
-              "no_progress": True, "no_leaderboard": True}
+    single = {
+        "methods": run.method,
+        "seeds": str(run.seed),
+        "splits": None if run.split is None else str(run.split),
+        "no_progress": True,
+        "no_leaderboard": True,
+    }
     argv: list[str] = []
     for action in run_parser._actions:
         dest = action.dest
@@ -92,8 +109,15 @@ def write_grid(results_dir: Path, runs: list[GridRun], launcher: str, command: s
     grid_id = hashlib.sha256("".join(sorted(r.run_id for r in runs)).encode()).hexdigest()[:12]
     path = grids_dir(results_dir) / f"{grid_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    content = {"grid": grid_id, "written_at": utc_now(), "launcher": launcher, "command": command,
-               "results_dir": str(results_dir), "runs": [r.__dict__ for r in runs], **extra}
+    content = {
+        "grid": grid_id,
+        "written_at": utc_now(),
+        "launcher": launcher,
+        "command": command,
+        "results_dir": str(results_dir),
+        "runs": [r.__dict__ for r in runs],
+        **extra,
+    }
     atomic_write(path, lambda handle: handle.write(json.dumps(content, indent=1)), binary=False)
     return path
 
@@ -202,8 +226,9 @@ def format_status(states: list[RunState], results_dir: Path) -> list[str]:
     for (dataset, method), entries in sorted(finished.items()):
         splits = {e.run.split for e in entries} - {None}
         where = f", splits {_ranges(splits)}" if splits else ""
-        lines.append(f"  finished  {method} on {dataset}: {len(entries)} run(s), seeds {_ranges(e.run.seed for e in entries)}"
-                     f"{where}")
+        lines.append(
+            f"  finished  {method} on {dataset}: {len(entries)} run(s), seeds {_ranges(e.run.seed for e in entries)}{where}"
+        )
     return lines
 
 

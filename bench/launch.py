@@ -49,8 +49,14 @@ def _start(job: Job, cwd: Path) -> subprocess.Popen:
     log.flush()
     try:
         # Unbuffered: the log is read while the job runs (Job.interrupt waits for a line of it).
-        return subprocess.Popen(job.argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **job.env, "PYTHONUNBUFFERED": "1"})
+        return subprocess.Popen(
+            job.argv,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **job.env, "PYTHONUNBUFFERED": "1"},
+        )
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -62,8 +68,9 @@ def _log_has(job: Job, marker: str) -> bool:
         return False
 
 
-def run_jobs(jobs: list[Job], parallel: int, deadline: float, cwd: Path,
-             log: Callable[[str], None] = print, poll_seconds: float = 0.5) -> list[Job]:
+def run_jobs(
+    jobs: list[Job], parallel: int, deadline: float, cwd: Path, log: Callable[[str], None] = print, poll_seconds: float = 0.5
+) -> list[Job]:
     """Run ``jobs`` (in order, ``parallel`` at a time) until all end or ``time.monotonic()`` reaches
     ``deadline``; returns the jobs with their exit codes, seconds and status."""
     if parallel < 1:

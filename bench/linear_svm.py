@@ -143,6 +143,7 @@ def _conjugate_gradient(
 ) -> torch.Tensor:
     """Solve ``(I + 2C z_A^T z_A) d = -grad`` per class (column) by preconditioned CG, each column until
     its residual is below ``forcing * ||grad||``."""
+
     def hessian_times(v: torch.Tensor) -> torch.Tensor:
         return v + 2.0 * C * (z.T @ (active * (z @ v)))
 

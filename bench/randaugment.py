@@ -51,12 +51,38 @@ import torch.nn.functional as F
 
 from bench.augment import adjust_brightness, adjust_contrast, adjust_saturation
 
-OPS = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate", "autocontrast", "invert", "equalize",
-       "solarize", "posterize", "contrast", "color", "brightness", "sharpness", "cutout")
+OPS = (
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+    "rotate",
+    "autocontrast",
+    "invert",
+    "equalize",
+    "solarize",
+    "posterize",
+    "contrast",
+    "color",
+    "brightness",
+    "sharpness",
+    "cutout",
+)
 # (lo, hi) of the value at magnitude m: lo + m / 30 (hi - lo); official BCL ranges.
-RANGES = {"shear_x": (0.0, 0.6), "shear_y": (0.0, 0.6), "translate_x": (0.0, 0.66), "translate_y": (0.0, 0.66),
-          "rotate": (0.0, 60.0), "solarize": (0.0, 110.0), "posterize": (4.0, 8.0), "contrast": (0.1, 1.9),
-          "color": (0.1, 1.9), "brightness": (0.1, 1.9), "sharpness": (0.1, 1.9), "cutout": (0.0, 0.4)}
+RANGES = {
+    "shear_x": (0.0, 0.6),
+    "shear_y": (0.0, 0.6),
+    "translate_x": (0.0, 0.66),
+    "translate_y": (0.0, 0.66),
+    "rotate": (0.0, 60.0),
+    "solarize": (0.0, 110.0),
+    "posterize": (4.0, 8.0),
+    "contrast": (0.1, 1.9),
+    "color": (0.1, 1.9),
+    "brightness": (0.1, 1.9),
+    "sharpness": (0.1, 1.9),
+    "cutout": (0.0, 0.4),
+}
 AFFINE = OPS[:5]
 MAX_MAGNITUDE = 30.0
 MIN_MAGNITUDE = 10.0  # BCL-I: m = 10 + 20 w
@@ -84,8 +110,14 @@ def sample_params(strength: torch.Tensor, generator: Optional[torch.Generator] =
     n, dev = strength.shape[0], strength.device
     op = torch.randint(len(OPS), (n,), generator=generator, device=dev)
     u = torch.rand((4, n), generator=generator, device=dev)
-    return {"op": op, "apply": u[0] < strength, "negate": u[1] < 0.5, "centre_x": u[2], "centre_y": u[3],
-            "magnitude": magnitude(strength.to(torch.float32))}
+    return {
+        "op": op,
+        "apply": u[0] < strength,
+        "negate": u[1] < 0.5,
+        "centre_x": u[2],
+        "centre_y": u[3],
+        "magnitude": magnitude(strength.to(torch.float32)),
+    }
 
 
 def rand_augment(x: torch.Tensor, strength: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -220,7 +252,16 @@ def _cutout(x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.where(inside, fill, x)
 
 
-_OP_FUNCTIONS = {"affine": _affine, "autocontrast": _autocontrast, "invert": _invert, "equalize": _equalize,
-                 "solarize": _solarize, "posterize": _posterize, "contrast": _enhance("contrast"),
-                 "color": _enhance("color"), "brightness": _enhance("brightness"), "sharpness": _sharpness,
-                 "cutout": _cutout}
+_OP_FUNCTIONS = {
+    "affine": _affine,
+    "autocontrast": _autocontrast,
+    "invert": _invert,
+    "equalize": _equalize,
+    "solarize": _solarize,
+    "posterize": _posterize,
+    "contrast": _enhance("contrast"),
+    "color": _enhance("color"),
+    "brightness": _enhance("brightness"),
+    "sharpness": _sharpness,
+    "cutout": _cutout,
+}

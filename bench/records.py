@@ -49,8 +49,15 @@ def record_header(kind: str, method: str, dataset: str, seed: int, split: int | 
     """The fields every record starts with (runs, floors, external encoders, throughput): what it is,
     of which method, dataset, seed and split, at which schema version; ``status`` is ``ok`` until a
     failure says otherwise."""
-    return {"schema_version": SCHEMA_VERSION, "kind": kind, "status": "ok", "method": method, "dataset": dataset,
-            "seed": seed, "split": split}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "status": "ok",
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "split": split,
+    }
 
 
 def _slug(text: str) -> str:

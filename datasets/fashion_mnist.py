@@ -23,8 +23,7 @@ from datasets.longtail import class_rank_order, counts_in_label_order, ldam_coun
 # Where Debian's ``dataset-fashion-mnist`` package installs the IDX files (tests monkeypatch this).
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -123,15 +122,14 @@ def locate_fashion_mnist(data_root: Path | None) -> dict[str, Path]:
 class FashionMnistLT(DatasetSpec):
     """Fashion-MNIST-LT: LDAM exponential profile over the 60,000 training images, official test set."""
 
-    description = ("Fashion-MNIST, LDAM rho 100 (14,886 train images), class ranks drawn per seed, official balanced "
-                   "10,000 test; CPU benchmark")
+    description = (
+        "Fashion-MNIST, LDAM rho 100 (14,886 train images), class ranks drawn per seed, official balanced "
+        "10,000 test; CPU benchmark"
+    )
     # v2: class ranks drawn per seed; v1 (records before it): label order, T-shirt head, sneaker/bag/ankle boot few.
     ranks_per_seed = True
     data_version = 2
-    citation = (
-        "Xiao, Rasul & Vollgraf 2017, Fashion-MNIST, arXiv:1708.07747; "
-        "long tail: Cao et al. 2019, LDAM-DRW, NeurIPS"
-    )
+    citation = "Xiao, Rasul & Vollgraf 2017, Fashion-MNIST, arXiv:1708.07747; long tail: Cao et al. 2019, LDAM-DRW, NeurIPS"
     # CPU presets train at 16x16 for speed (28x28 crops are resized down); no blur at this size;
     # brightness and contrast jitter only (hue and saturation do nothing to gray images).
     augmentation = AugmentationSpec(
@@ -144,11 +142,19 @@ class FashionMnistLT(DatasetSpec):
         std=(0.5, 0.5, 0.5),
     )
     presets = {
-        "cpu": TrainPreset(name="cpu", backbone="small_cnn", epochs=40, batch_size=128, lr=0.3,
-                           weight_decay=5e-4, warmup_epochs=2,
-                           description="CPU, about 3 minutes per method on 2 cores"),
-        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=2, batch_size=64, warmup_epochs=0,
-                            description="smoke test"),
+        "cpu": TrainPreset(
+            name="cpu",
+            backbone="small_cnn",
+            epochs=40,
+            batch_size=128,
+            lr=0.3,
+            weight_decay=5e-4,
+            warmup_epochs=2,
+            description="CPU, about 3 minutes per method on 2 cores",
+        ),
+        "tiny": TrainPreset(
+            name="tiny", backbone="small_cnn", epochs=2, batch_size=64, warmup_epochs=0, description="smoke test"
+        ),
     }
     default_preset = "cpu"
 

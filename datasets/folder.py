@@ -42,8 +42,10 @@ def scan_image_folder(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
     try:
         found = ImageFolder(str(folder))
     except (FileNotFoundError, RuntimeError) as error:  # no class folders / no valid image files
-        raise UserError(f"folder dataset: {folder} is not an image folder ({' '.join(str(error).split())[:160]}); "
-                        f"expected DIR/<class>/<image> (torchvision ImageFolder layout).") from None
+        raise UserError(
+            f"folder dataset: {folder} is not an image folder ({' '.join(str(error).split())[:160]}); "
+            f"expected DIR/<class>/<image> (torchvision ImageFolder layout)."
+        ) from None
     paths = [str(Path(p).relative_to(folder)) for p, _ in found.samples]
     return paths, np.asarray(found.targets, dtype=np.int64), list(found.classes)
 
@@ -64,8 +66,10 @@ def balanced_holdout(labels: np.ndarray, per_class: int, seed: int = SEED) -> tu
 class ImageFolderLT(DatasetSpec):
     """Your images (ImageFolder layout): native long tail, or an imposed exponential profile (--rho)."""
 
-    description = ("any ImageFolder directory (--data-root DIR): its own long tail (native) or "
-                   "--construction exp --rho R; balanced held-out test unless DIR has train/ and test/")
+    description = (
+        "any ImageFolder directory (--data-root DIR): its own long tail (native) or "
+        "--construction exp --rho R; balanced held-out test unless DIR has train/ and test/"
+    )
     citation = "your data; exponential profile: Cao et al. 2019, LDAM-DRW, NeurIPS"
     constructions = ("native", "exp")
     takes_rho = True
@@ -73,17 +77,33 @@ class ImageFolderLT(DatasetSpec):
     # A middle ground for unknown images: 64x64 crops keep CPU runs possible; crops keep >= 20 % area.
     augmentation = AugmentationSpec(input_size=64, min_scale=0.2, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     presets = {
-        "cpu": TrainPreset(name="cpu", backbone="small_cnn", epochs=30, batch_size=64, lr=0.3,
-                           weight_decay=5e-4, warmup_epochs=2, description="CPU, small encoder at 64x64"),
-        "gpu": TrainPreset(name="gpu", backbone="resnet18", epochs=500, batch_size=256, lr=0.5,
-                           weight_decay=1e-4, warmup_epochs=10, description="ResNet-18 at 64x64 (GPU)"),
-        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=2, batch_size=16, warmup_epochs=0,
-                            description="smoke test"),
+        "cpu": TrainPreset(
+            name="cpu",
+            backbone="small_cnn",
+            epochs=30,
+            batch_size=64,
+            lr=0.3,
+            weight_decay=5e-4,
+            warmup_epochs=2,
+            description="CPU, small encoder at 64x64",
+        ),
+        "gpu": TrainPreset(
+            name="gpu",
+            backbone="resnet18",
+            epochs=500,
+            batch_size=256,
+            lr=0.5,
+            weight_decay=1e-4,
+            warmup_epochs=10,
+            description="ResNet-18 at 64x64 (GPU)",
+        ),
+        "tiny": TrainPreset(
+            name="tiny", backbone="small_cnn", epochs=2, batch_size=16, warmup_epochs=0, description="smoke test"
+        ),
     }
     default_preset = "cpu"
 
-    def __init__(self, construction: Optional[str] = None, split: Optional[int] = None,
-                 rho: Optional[float] = None) -> None:
+    def __init__(self, construction: Optional[str] = None, split: Optional[int] = None, rho: Optional[float] = None) -> None:
         super().__init__(construction, split, rho)
         if rho is not None and self.construction != "exp":
             raise UserError("--rho imposes an exponential profile: use it with --construction exp.")
@@ -99,8 +119,10 @@ class ImageFolderLT(DatasetSpec):
 
     def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         if data_root is None:
-            raise UserError("--dataset folder needs --data-root DIR, an image folder laid out DIR/<class>/<image> "
-                            "(or DIR/train/<class>/ and DIR/test/<class>/).")
+            raise UserError(
+                "--dataset folder needs --data-root DIR, an image folder laid out DIR/<class>/<image> "
+                "(or DIR/train/<class>/ and DIR/test/<class>/)."
+            )
         root = Path(data_root).expanduser()
         if not root.is_dir():
             raise UserError(f"folder dataset: {root} is not a directory.")

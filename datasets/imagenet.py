@@ -114,15 +114,16 @@ class _ImageNetLT(DatasetSpec):
     probe_sets = {"lists": ("full", "few")}
     # The ImageNet SimCLR recipe of SDCLR / TS: RandomResizedCrop(224, 0.08..1), flip, ColorJitter(0.4,
     # 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2, Gaussian blur p 0.5, ImageNet normalisation.
-    augmentation = AugmentationSpec(input_size=224, min_scale=0.08, gaussian_blur=0.5,
-                                    mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    augmentation = AugmentationSpec(input_size=224, min_scale=0.08, gaussian_blur=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     default_preset = "paper"
 
     def _where_to_get(self, root: Optional[Path]) -> str:
         home = SPLIT_FILES[self.lists.pretrain].home
         place = root.resolve() if root else "DIR"
-        return (f"pass --data-root DIR with ILSVRC-2012 train/<wnid>/ and val/<wnid>/ (from {IMAGENET_URL}) and the "
-                f"lists under {place}/split/{Path(self.lists.pretrain).parent}/ (from {home})")
+        return (
+            f"pass --data-root DIR with ILSVRC-2012 train/<wnid>/ and val/<wnid>/ (from {IMAGENET_URL}) and the "
+            f"lists under {place}/split/{Path(self.lists.pretrain).parent}/ (from {home})"
+        )
 
     def load(self, data_root: Path | None = None, run_seed: int = 0) -> LongTailData:
         if data_root is None:
@@ -145,8 +146,10 @@ class _ImageNetLT(DatasetSpec):
             return parsed.files, parsed.labels
 
         probes = {
-            "full": ProbeSet("every train/<wnid>/ image of the classes minus the val list (SDCLR --fullset)",
-                             lambda: full_train_listing(root, wnids, val_paths)),
+            "full": ProbeSet(
+                "every train/<wnid>/ image of the classes minus the val list (SDCLR --fullset)",
+                lambda: full_train_listing(root, wnids, val_paths),
+            ),
             "few": ProbeSet(f"few-shot probe list {self.lists.few}", few),
         }
         # TS's FS SVM trains on the same list (12 images per class on ImageNet100-LT), not on a balanced
@@ -182,11 +185,18 @@ class ImageNet100LT(_ImageNetLT):
         few="imagenet-100/imageNet_100_sub_balance_train_0.01.txt",
     )
     presets = {
-        "paper": TrainPreset(name="paper", backbone="resnet50", epochs=800, batch_size=256, lr=0.5,
-                             weight_decay=1e-4, warmup_epochs=10, temperature_period=400,
-                             description="TS recipe (GPU; SDCLR trains 500 epochs)"),
-        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=1, batch_size=8, warmup_epochs=0,
-                            description="smoke test"),
+        "paper": TrainPreset(
+            name="paper",
+            backbone="resnet50",
+            epochs=800,
+            batch_size=256,
+            lr=0.5,
+            weight_decay=1e-4,
+            warmup_epochs=10,
+            temperature_period=400,
+            description="TS recipe (GPU; SDCLR trains 500 epochs)",
+        ),
+        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=1, batch_size=8, warmup_epochs=0, description="smoke test"),
     }
 
 
@@ -205,9 +215,15 @@ class ImageNetLT(_ImageNetLT):
         few="ImageNet_LT/imageNet_sub_balance_train_0.01.txt",
     )
     presets = {
-        "paper": TrainPreset(name="paper", backbone="resnet50", epochs=500, batch_size=256, lr=0.5,
-                             weight_decay=1e-4, warmup_epochs=10,
-                             description="SDCLR recipe (GPU); T = epochs / 5"),
-        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=1, batch_size=8, warmup_epochs=0,
-                            description="smoke test"),
+        "paper": TrainPreset(
+            name="paper",
+            backbone="resnet50",
+            epochs=500,
+            batch_size=256,
+            lr=0.5,
+            weight_decay=1e-4,
+            warmup_epochs=10,
+            description="SDCLR recipe (GPU); T = epochs / 5",
+        ),
+        "tiny": TrainPreset(name="tiny", backbone="small_cnn", epochs=1, batch_size=8, warmup_epochs=0, description="smoke test"),
     }

@@ -64,38 +64,58 @@ def _sdclr(path: str, sha256: str) -> SplitFile:
 
 
 _CIFAR10_SUBSETS = {
-    1: ("7267a3d52b2c2f340d639e225e596fad1acc6863c8ade8c9c4ceefafcfdd7cb4",
+    1: (
+        "7267a3d52b2c2f340d639e225e596fad1acc6863c8ade8c9c4ceefafcfdd7cb4",
         "cad730937a5015a32482e0e04df3400de4c153a16fd6f36e74f7b2c9b87e3232",
-        "9b88cb91aaf60279b0b3024a52d455222d5e8b4fe78e283907d00968a8855a0b"),
-    2: ("3137f17dd38f027f5f98212ad8e6510145934d15247a3385ed27583b18cfac94",
+        "9b88cb91aaf60279b0b3024a52d455222d5e8b4fe78e283907d00968a8855a0b",
+    ),
+    2: (
+        "3137f17dd38f027f5f98212ad8e6510145934d15247a3385ed27583b18cfac94",
         "dfdabe40ca9a403e4089a98315d9605b4ff12a53b1c79e86fed2b35785c149fa",
-        "9588b6cc1ff2de2e31edc1f33f4cb52e98d3e8a2a61380dbfd163593ecfce781"),
-    3: ("12ba3c0633420b9f6f3b376ff79e1360ee27ef2cfda81dee1aef0f1751007435",
+        "9588b6cc1ff2de2e31edc1f33f4cb52e98d3e8a2a61380dbfd163593ecfce781",
+    ),
+    3: (
+        "12ba3c0633420b9f6f3b376ff79e1360ee27ef2cfda81dee1aef0f1751007435",
         "a61ab24357043482e0fca31b805d6d07146a1cd07441682cd3a9c609bd8de7f7",
-        "b0ef49b31ccb32344187f37f3528d19a2ae16c2eabe7b8cd7fea8960cc7df79e"),
-    4: ("45e26ae56f0d5256dffba5e6439e781345bb275b2366c4fd03b8c735656e2664",
+        "b0ef49b31ccb32344187f37f3528d19a2ae16c2eabe7b8cd7fea8960cc7df79e",
+    ),
+    4: (
+        "45e26ae56f0d5256dffba5e6439e781345bb275b2366c4fd03b8c735656e2664",
         "6dd2befff7f5423d70eafe65b1cb21a936d9a4c56e2911169f29e4a2a3908a86",
-        "11cb0e7eb75721a44cb72c94453ed3af7c9b1b250b5daa3928c4f96284c59d01"),
-    5: ("a6695586b18dbf6835c16f5d5b522ffedaa75845abee61ece58e559e26c9e6b9",
+        "11cb0e7eb75721a44cb72c94453ed3af7c9b1b250b5daa3928c4f96284c59d01",
+    ),
+    5: (
+        "a6695586b18dbf6835c16f5d5b522ffedaa75845abee61ece58e559e26c9e6b9",
         "314488d5f93d221b4c38c3418bad1bea43614645d242dc3e437f910fec9cad8c",
-        "b7ac94838bb476b6a903db9ac13932a61ef0594e53019d198b6cd769c15ba5e4"),
+        "b7ac94838bb476b6a903db9ac13932a61ef0594e53019d198b6cd769c15ba5e4",
+    ),
 }
 _CIFAR100_SUBSETS = {
-    1: ("1fc27c5e6890b68fea13d280fc0e667aacfbe7c99166c3ce302b131012a12e1a",
+    1: (
+        "1fc27c5e6890b68fea13d280fc0e667aacfbe7c99166c3ce302b131012a12e1a",
         "109b4ec343997dc34e6b9f85b66f3f0f486d796cc109abadaa3ba645200778e2",
-        "8ce44ccbabbed73aef99668f5fb4a26004df454d3ca3633e092aa8fadcee4e82"),
-    2: ("66644da07878d32d474384fab9cdb34afd7bcd37986ebd1353ce1fd8e638b973",
+        "8ce44ccbabbed73aef99668f5fb4a26004df454d3ca3633e092aa8fadcee4e82",
+    ),
+    2: (
+        "66644da07878d32d474384fab9cdb34afd7bcd37986ebd1353ce1fd8e638b973",
         "813b59c6741bedc96e8ca0c64beb3457fda2077c97f44d74dc1a93f9501e7679",
-        "27fb63d00fde490abe9152cf2e2d4f36ea890b62b9f45e249416a5d2b0ce36eb"),
-    3: ("56581ce65730c6e5c0643ae96574a47b653c76aaacdbbc72a14816a98cd45d58",
+        "27fb63d00fde490abe9152cf2e2d4f36ea890b62b9f45e249416a5d2b0ce36eb",
+    ),
+    3: (
+        "56581ce65730c6e5c0643ae96574a47b653c76aaacdbbc72a14816a98cd45d58",
         "7bb5c112bc3e39a189968fdde51a6365e85f0108ec03485de21e272a9084fbbb",
-        "e7678d95ab8cba483d7cb9d7d56363cc237ccbeea0e5ee2aa7e622c585672020"),
-    4: ("f74d77fb5e495c122f1ecdec68bbf932b81cbc3e2e9555f977372b8abcbf2bb0",
+        "e7678d95ab8cba483d7cb9d7d56363cc237ccbeea0e5ee2aa7e622c585672020",
+    ),
+    4: (
+        "f74d77fb5e495c122f1ecdec68bbf932b81cbc3e2e9555f977372b8abcbf2bb0",
         "4de1ed95764e23d52e539c53c2e45f1d99820ae49be3a49a6f822fa0cd220d69",
-        "fa3b4eed3a909878f3356dc5722f2ae970f8596b5705543d57b5aa73fcc431f1"),
-    5: ("2f78aa4a106375ad995a0a7cd0cbbd3c948e2f2bc30b7f8dbea04149fb022cb7",
+        "fa3b4eed3a909878f3356dc5722f2ae970f8596b5705543d57b5aa73fcc431f1",
+    ),
+    5: (
+        "2f78aa4a106375ad995a0a7cd0cbbd3c948e2f2bc30b7f8dbea04149fb022cb7",
         "9282893b3f49480603e93424c7ba54918202888ce42c6871e9ec3fa5b8b7e20b",
-        "18eaa14c445c22bf0023166392148118723c178a143f50ca706c7379c50a3078"),
+        "18eaa14c445c22bf0023166392148118723c178a143f50ca706c7379c50a3078",
+    ),
 }
 
 
@@ -109,17 +129,29 @@ def _build_registry() -> dict[str, SplitFile]:
         _sdclr("imagenet-100/imageNet_100_BL_train.txt", "57e049bd8c79016dd8e599376a98c8f9f57e9bb82bb9f28758179a34ce2e9f28"),
         _sdclr("imagenet-100/ImageNet_100_val.txt", "e4c423bf2b93f5cf2a2de747bf83dba7763016bdac0203a619f324f890146004"),
         _sdclr("imagenet-100/ImageNet_100_test.txt", "2441627da7561b6d8e45dbcb34db8711ee678808cd88ec9d6d9b8d839a886363"),
-        _sdclr("imagenet-100/imageNet_100_sub_balance_train_0.01.txt",
-               "3b09fdbdf937ea7b62201b5619be2c54773907191c6c34425751ebdd57a301a9"),
-        _sdclr("ImageNet_LT/imageNet_sub_balance_train_0.01.txt",
-               "bbda6ce75d35db9290b56f3c78149a059e454bdd5d2859c3945f6c7e847edca1"),
-        SplitFile("ImageNet_LT/ImageNet_LT_test.txt", "d1590191cf8a71fada7b1aaedaa2d139a2aea93ff2f1b755319d0bd8dbaa55d5",
-                  f"{CB_RAW}/ImageNet_LT_test.txt", CB_HOME),
-        SplitFile("ImageNet_LT/ImageNet_LT_val.txt", "9af7ba688acf9532ff5845a8fb14a1e97fdc4c51ac48bc72c08ea9c3f7ff142e",
-                  f"{CB_RAW}/ImageNet_LT_val.txt", CB_HOME),
+        _sdclr(
+            "imagenet-100/imageNet_100_sub_balance_train_0.01.txt",
+            "3b09fdbdf937ea7b62201b5619be2c54773907191c6c34425751ebdd57a301a9",
+        ),
+        _sdclr(
+            "ImageNet_LT/imageNet_sub_balance_train_0.01.txt", "bbda6ce75d35db9290b56f3c78149a059e454bdd5d2859c3945f6c7e847edca1"
+        ),
+        SplitFile(
+            "ImageNet_LT/ImageNet_LT_test.txt",
+            "d1590191cf8a71fada7b1aaedaa2d139a2aea93ff2f1b755319d0bd8dbaa55d5",
+            f"{CB_RAW}/ImageNet_LT_test.txt",
+            CB_HOME,
+        ),
+        SplitFile(
+            "ImageNet_LT/ImageNet_LT_val.txt",
+            "9af7ba688acf9532ff5845a8fb14a1e97fdc4c51ac48bc72c08ea9c3f7ff142e",
+            f"{CB_RAW}/ImageNet_LT_val.txt",
+            CB_HOME,
+        ),
         # No checksum known to the suite: it checks the published size instead (115,846 lines, 1000 classes).
-        SplitFile("ImageNet_LT/ImageNet_LT_train.txt", None, f"{CB_RAW}/ImageNet_LT_train.txt", CB_HOME,
-                  lines=115_846, classes=1000),
+        SplitFile(
+            "ImageNet_LT/ImageNet_LT_train.txt", None, f"{CB_RAW}/ImageNet_LT_train.txt", CB_HOME, lines=115_846, classes=1000
+        ),
     ]
     for split, (d_b, d_i, s_b) in _CIFAR10_SUBSETS.items():
         for kind, sha in (("D_b", d_b), ("D_i", d_i), ("S_b", s_b)):

@@ -7,8 +7,15 @@ nothing else (see README.md, "Adding a method").
 import importlib
 import pkgutil
 
-from methods.registry import (METHODS, STRATEGIES, create_method, get_method_class, list_methods, register_method,
-                              register_strategy)
+from methods.registry import (
+    METHODS,
+    STRATEGIES,
+    create_method,
+    get_method_class,
+    list_methods,
+    register_method,
+    register_strategy,
+)
 
 _INFRASTRUCTURE = {"registry", "base", "temperature", "losses", "pruning"}
 
@@ -16,5 +23,4 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "STRATEGIES", "create_method", "get_method_class", "list_methods", "register_method",
-           "register_strategy"]
+__all__ = ["METHODS", "STRATEGIES", "create_method", "get_method_class", "list_methods", "register_method", "register_strategy"]

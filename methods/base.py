@@ -95,8 +95,9 @@ class ContrastiveMethod(nn.Module):
         z0, z1 = self(torch.cat([view0, view1])).chunk(2)
         return self.contrastive_loss(z0, z1, progress, indices).mean()
 
-    def contrastive_loss(self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress,
-                         indices: torch.Tensor | None = None) -> torch.Tensor:
+    def contrastive_loss(
+        self, z0: torch.Tensor, z1: torch.Tensor, progress: TrainingProgress, indices: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Per-view NT-Xent (2N,) between the views z0 and z1, with this method's temperature;
         ``indices`` (the samples' dataset indices) reach per-sample strategies (iSogCLR).
 

@@ -38,8 +38,7 @@ from methods.registry import register_method
 from methods.temperature import ConstantTemperature, TrainingProgress
 
 
-def momentum_update(momentum: torch.Tensor, seen: torch.Tensor, indices: torch.Tensor, losses: torch.Tensor,
-                    beta: float) -> None:
+def momentum_update(momentum: torch.Tensor, seen: torch.Tensor, indices: torch.Tensor, losses: torch.Tensor, beta: float) -> None:
     """In place: M_i <- beta M_i + (1 - beta) l_i for seen samples, M_i = l_i for first-seen ones."""
     losses = losses.to(momentum.dtype)
     momentum[indices] = torch.where(seen[indices], beta * momentum[indices] + (1.0 - beta) * losses, losses)
@@ -100,5 +99,9 @@ class BoostedContrastiveLearning(ContrastiveMethod):
 
     def epoch_log(self) -> dict[str, float]:
         # The mean of w is 1/2 by construction once every sample is seen; its spread shows it move.
-        return {**super().epoch_log(), "bcl_w_mean": float(self.strength.mean()), "bcl_w_std": float(self.strength.std()),
-                "bcl_w_max": float(self.strength.max())}
+        return {
+            **super().epoch_log(),
+            "bcl_w_mean": float(self.strength.mean()),
+            "bcl_w_std": float(self.strength.std()),
+            "bcl_w_max": float(self.strength.max()),
+        }

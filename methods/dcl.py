@@ -55,6 +55,8 @@ class DecoupledContrastive(ContrastiveMethod):
     @classmethod
     def strategy_refusal(cls, strategy_name: str, temperature: TemperatureStrategy) -> str | None:
         if temperature.per_pair:
-            return (f"{strategy_name} gives one tau per pair, and lightly's DCLLoss divides a view's similarities by "
-                    "one temperature; use a scalar strategy (constant, cosine_tau, learnable_tau).")
+            return (
+                f"{strategy_name} gives one tau per pair, and lightly's DCLLoss divides a view's similarities by "
+                "one temperature; use a scalar strategy (constant, cosine_tau, learnable_tau)."
+            )
         return super().strategy_refusal(strategy_name, temperature)

@@ -92,8 +92,14 @@ def sinkhorn(logits: torch.Tensor, epsilon: float, iterations: int, prior: torch
     return (r * q * c.t()).t() * n
 
 
-def gh_loss(t1: torch.Tensor, t2: torch.Tensor, prior: torch.Tensor | None, epsilon: float = 0.05,
-            iterations: int = 300, gamma: float = 0.1) -> torch.Tensor:
+def gh_loss(
+    t1: torch.Tensor,
+    t2: torch.Tensor,
+    prior: torch.Tensor | None,
+    epsilon: float = 0.05,
+    iterations: int = 300,
+    gamma: float = 0.1,
+) -> torch.Tensor:
     """``GHLoss.loss``: the swapped cross-entropy between each view's Sinkhorn assignment and the other
     view's softmax(logits / gamma)."""
     q1 = sinkhorn(t1, epsilon, iterations, prior)
@@ -160,8 +166,9 @@ class GeometricHarmonization:
             t1 = F.normalize(z1 @ self.gh_frame.t(), dim=1)
             weight = self.gh_weight(progress)
             if weight > 0:
-                self._gh_term = weight * gh_loss(t0, t1, self.gh_prior, self.sinkhorn_epsilon, self.sinkhorn_iterations,
-                                                 self.gh_gamma)
+                self._gh_term = weight * gh_loss(
+                    t0, t1, self.gh_prior, self.sinkhorn_epsilon, self.sinkhorn_iterations, self.gh_gamma
+                )
             self.update_logit_momentum(t0.detach(), indices, progress)
         return per_view
 
@@ -186,8 +193,11 @@ class GeometricHarmonization:
 
     def epoch_log(self) -> dict[str, float]:
         # How concentrated the surrogate prior is: its largest share and how many directions hold samples.
-        return {**super().epoch_log(), "gh_prior_max": float(self.gh_prior.max()),
-                "gh_prior_used": float((self.gh_prior > 0).sum())}
+        return {
+            **super().epoch_log(),
+            "gh_prior_max": float(self.gh_prior.max()),
+            "gh_prior_used": float((self.gh_prior > 0).sum()),
+        }
 
 
 @register_method("gh")

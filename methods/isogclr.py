@@ -66,8 +66,17 @@ class IndividualTemperature(TemperatureStrategy):
 
     per_sample = True
 
-    def __init__(self, tau: float = 0.1, tau_min: float = 0.05, tau_max: float = 1.0, rho: float = 0.4,
-                 gamma: float = 0.8, eta: float = 0.03, beta_u: float = 0.5, grad_clip: float = 3.0) -> None:
+    def __init__(
+        self,
+        tau: float = 0.1,
+        tau_min: float = 0.05,
+        tau_max: float = 1.0,
+        rho: float = 0.4,
+        gamma: float = 0.8,
+        eta: float = 0.03,
+        beta_u: float = 0.5,
+        grad_clip: float = 3.0,
+    ) -> None:
         super().__init__()
         for name, value in (("tau", tau), ("tau_min", tau_min), ("tau_max", tau_max), ("eta", eta), ("grad_clip", grad_clip)):
             _check_positive(name, value)
@@ -95,8 +104,14 @@ class IndividualTemperature(TemperatureStrategy):
         """The current temperature of every training sample (the loss reads them by index)."""
         return self.sample_tau
 
-    def loss(self, similarities: torch.Tensor, positives: torch.Tensor, exclude: torch.Tensor | None,
-             indices: torch.Tensor, progress: TrainingProgress) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self,
+        similarities: torch.Tensor,
+        positives: torch.Tensor,
+        exclude: torch.Tensor | None,
+        indices: torch.Tensor,
+        progress: TrainingProgress,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The DRO rows (2N,) of ``SogCLR_DRO_Loss.forward`` and the taus they used; updates s, u, tau.
 
         Row r belongs to sample ``indices[r mod N]`` (the NT-Xent layout: rows r and r + N are the two
@@ -146,16 +161,20 @@ class IndividualTemperature(TemperatureStrategy):
         from methods.moco import MoCo
 
         if issubclass(objective, MoCo):
-            return ("iSogCLR's MoCo form (SogCLR_DRO_M_Loss in the official moco.py, over a query's positive and queue) "
-                    "is not implemented, and its in-batch form does not apply to a queue; use isogclr, bcl+isogclr or "
-                    "sdclr+isogclr.")
+            return (
+                "iSogCLR's MoCo form (SogCLR_DRO_M_Loss in the official moco.py, over a query's positive and queue) "
+                "is not implemented, and its in-batch form does not apply to a queue; use isogclr, bcl+isogclr or "
+                "sdclr+isogclr."
+            )
         if issubclass(objective, DecoupledContrastive):
             return "iSogCLR's DRO loss already leaves the positive out of the negatives: dcl+isogclr is isogclr; use isogclr."
         return None
 
     def describe(self) -> str:
-        return (f"per-sample tau by DRO (iSogCLR), init {self.tau:g}, clamped to [{self.tau_min:g}, {self.tau_max:g}], "
-                f"rho {self.rho:g}, gamma {self.gamma:g}, eta {self.eta:g}, beta_u {self.beta_u:g}")
+        return (
+            f"per-sample tau by DRO (iSogCLR), init {self.tau:g}, clamped to [{self.tau_min:g}, {self.tau_max:g}], "
+            f"rho {self.rho:g}, gamma {self.gamma:g}, eta {self.eta:g}, beta_u {self.beta_u:g}"
+        )
 
 
 @register_method("isogclr")
@@ -163,6 +182,8 @@ class ISogCLR(ContrastiveMethod):
     """SimCLR's views with iSogCLR's DRO loss and a learned temperature per training sample."""
 
     description = "iSogCLR: SimCLR views, DRO loss with a temperature per training sample (init 0.1, rho 0.4)"
-    citation = ("Qiu et al., Not All Semantics are Created Equal: Contrastive Self-supervised Learning with Automatic "
-                "Temperature Individualization, ICML 2023")
+    citation = (
+        "Qiu et al., Not All Semantics are Created Equal: Contrastive Self-supervised Learning with Automatic "
+        "Temperature Individualization, ICML 2023"
+    )
     temperature = IndividualTemperature()

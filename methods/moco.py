@@ -94,10 +94,14 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
         if self.track_running_stats:
             mean, var = self.running_mean.repeat(groups), self.running_var.repeat(groups)
         out = F.batch_norm(
-            x.reshape(n // groups, groups * c, h, w), mean, var,
+            x.reshape(n // groups, groups * c, h, w),
+            mean,
+            var,
             self.weight.repeat(groups) if self.weight is not None else None,
             self.bias.repeat(groups) if self.bias is not None else None,
-            True, factor, self.eps,
+            True,
+            factor,
+            self.eps,
         )
         if self.track_running_stats:
             with torch.no_grad():
@@ -111,8 +115,14 @@ def convert_to_split_batchnorm(module: nn.Module, num_splits: int) -> nn.Module:
     with the same parameters and statistics."""
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            split = SplitBatchNorm2d(child.num_features, num_splits, eps=child.eps, momentum=child.momentum,
-                                     affine=child.affine, track_running_stats=child.track_running_stats)
+            split = SplitBatchNorm2d(
+                child.num_features,
+                num_splits,
+                eps=child.eps,
+                momentum=child.momentum,
+                affine=child.affine,
+                track_running_stats=child.track_running_stats,
+            )
             split.load_state_dict(child.state_dict())
             setattr(module, name, split.to(next(child.buffers(), torch.empty(0)).device))
         else:
@@ -144,8 +154,10 @@ class MoCo(ContrastiveMethod):
     shuffle BN simulated over 8 groups, lightly's CIFAR-10 MoCo recipe (lr 0.06 per 128, wd 5e-4)."""
 
     role = "objective"
-    description = ("MoCo v2: InfoNCE of queries against EMA-encoder keys and a queue of past keys (m = 0.99, tau = 0.2), "
-                   "shuffle BN over 8 groups, lr 0.06 x batch/128, wd 5e-4")
+    description = (
+        "MoCo v2: InfoNCE of queries against EMA-encoder keys and a queue of past keys (m = 0.99, tau = 0.2), "
+        "shuffle BN over 8 groups, lr 0.06 x batch/128, wd 5e-4"
+    )
     citation = "Chen et al., Improved Baselines with Momentum Contrastive Learning (MoCo v2), arXiv 2020"
     temperature = ConstantTemperature(tau=0.2)
     momentum: ClassVar[float] = 0.99
@@ -154,8 +166,10 @@ class MoCo(ContrastiveMethod):
     num_splits: ClassVar[int] = 8
     recipe = {"lr": 0.06, "weight_decay": 5e-4}
     recipe_lr_batch = 128
-    recipe_source = ("lightly-ai/lightly docs/source/getting_started/benchmarks/cifar10_benchmark.py, MocoModel."
-                     "configure_optimizers: SGD lr=6e-2 * batch_size / 128, momentum 0.9, weight_decay=5e-4")
+    recipe_source = (
+        "lightly-ai/lightly docs/source/getting_started/benchmarks/cifar10_benchmark.py, MocoModel."
+        "configure_optimizers: SGD lr=6e-2 * batch_size / 128, momentum 0.9, weight_decay=5e-4"
+    )
     #: 2: split BN + batch shuffle and the MoCo recipe (version 1: plain BN, the preset's SimCLR lr / wd).
     recipe_version = 2
 
@@ -196,4 +210,3 @@ class MoCo(ContrastiveMethod):
         # How many BatchNorm groups the last batch had (8 unless the batch size does not allow it).
         groups = [m.last_groups for m in self.backbone.modules() if isinstance(m, SplitBatchNorm2d)]
         return {**super().epoch_log(), **({"split_bn_groups": float(max(groups))} if groups else {})}
-

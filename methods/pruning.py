@@ -59,8 +59,9 @@ def batchnorm_branch(module: nn.Module, branch: str) -> Iterator[None]:
 
 def conv_weight_names(module: nn.Module) -> list[str]:
     """Names of every convolution weight (stem and 1x1 downsample convolutions included)."""
-    return [f"{name}.weight" if name else "weight" for name, m in module.named_modules()
-            if isinstance(m, nn.modules.conv._ConvNd)]
+    return [
+        f"{name}.weight" if name else "weight" for name, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvNd)
+    ]
 
 
 @torch.no_grad()

@@ -37,8 +37,9 @@ class Strategy:
 STRATEGIES: Registry[Strategy] = Registry("temperature strategy")
 
 
-def register_strategy(name: str, temperature: "TemperatureStrategy",
-                      large_image_temperature: Optional["TemperatureStrategy"] = None) -> Strategy:
+def register_strategy(
+    name: str, temperature: "TemperatureStrategy", large_image_temperature: Optional["TemperatureStrategy"] = None
+) -> Strategy:
     """Register ``temperature`` as the strategy ``name`` (the right-hand side of ``<objective>+<name>``)."""
     return STRATEGIES.register(name)(Strategy(name, temperature, large_image_temperature))
 
@@ -66,11 +67,15 @@ def get_method_class(name: str) -> type["ContrastiveMethod"]:
     objective = METHODS.get(objective_name)
     if objective.role != "objective":
         # A strategy on the left would only lend the right one a new name (step_tau+cosine_tau is cosine_tau).
-        raise UserError(f"method {name!r}: {objective_name!r} is a temperature strategy, not an objective; "
-                        f"use <objective>+<temperature strategy>, e.g. constant+{strategy_name}.")
+        raise UserError(
+            f"method {name!r}: {objective_name!r} is a temperature strategy, not an objective; "
+            f"use <objective>+<temperature strategy>, e.g. constant+{strategy_name}."
+        )
     if strategy_name in METHODS and strategy_name not in STRATEGIES:
-        raise UserError(f"method {name!r}: {strategy_name!r} is an objective, not a temperature strategy; "
-                        f"use <objective>+<temperature strategy> with one of: {', '.join(STRATEGIES.names())}.")
+        raise UserError(
+            f"method {name!r}: {strategy_name!r} is an objective, not a temperature strategy; "
+            f"use <objective>+<temperature strategy> with one of: {', '.join(STRATEGIES.names())}."
+        )
     strategy = STRATEGIES.get(strategy_name)
     if not objective.accepts_temperature_strategies:
         raise UserError(f"method {objective_name!r} has its own temperature and does not combine with {strategy_name!r}.")

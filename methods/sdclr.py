@@ -83,8 +83,7 @@ class SDCLR(ContrastiveMethod):
     def pruned_forward(self, images: torch.Tensor) -> torch.Tensor:
         """The pruned branch: the same parameters times the masks (gradients reach the shared weights),
         through the pruned-branch BatchNorms."""
-        masked = {name: self.backbone.get_parameter(name) * mask
-                  for name, mask in zip(self.pruned_weights, self.keep_masks())}
+        masked = {name: self.backbone.get_parameter(name) * mask for name, mask in zip(self.pruned_weights, self.keep_masks())}
         with batchnorm_branch(self, PRUNED):
             return self.projection_head(functional_call(self.backbone, masked, (images,), strict=False))
 
@@ -103,6 +102,8 @@ class SDCLR(ContrastiveMethod):
 class SDCLRTwoLayerHead(SDCLR):
     """SDCLR with the two-layer dual-BN head, as BCL's re-implementation of SDCLR."""
 
-    description = ("SDCLR with the two-layer dual-BN head fc-BN-ReLU-fc-BN (twoLayerProj=True), "
-                   "as BCL's re-implementation (MediaBrain-SJTU/BCL models/sdclr.py)")
+    description = (
+        "SDCLR with the two-layer dual-BN head fc-BN-ReLU-fc-BN (twoLayerProj=True), "
+        "as BCL's re-implementation (MediaBrain-SJTU/BCL models/sdclr.py)"
+    )
     head_layers = 2

@@ -57,8 +57,10 @@ class TemperatureStrategy(nn.Module):
         """The constructor arguments that rebuild this strategy, read from the same-named attributes."""
         missing = [name for name in self.options() if not hasattr(self, name)]
         if missing:
-            raise TypeError(f"{type(self).__name__} must keep its constructor arguments as attributes of the same name "
-                            f"(self.{missing[0]} = {missing[0]}) so that overrides can rebuild it")
+            raise TypeError(
+                f"{type(self).__name__} must keep its constructor arguments as attributes of the same name "
+                f"(self.{missing[0]} = {missing[0]}) so that overrides can rebuild it"
+            )
         return {name: getattr(self, name) for name in self.options()}
 
     def with_overrides(self, overrides: dict[str, float]) -> "TemperatureStrategy":

@@ -15,11 +15,27 @@ from scipy.stats import ks_2samp
 from torchvision.transforms import RandomResizedCrop
 
 from bench.augment import (
-    BLUR_SIGMAS, BRIGHTNESS, CONTRAST, HUE, RATIO, SATURATION, BatchedSimCLRAugment,
-    EvalPreprocess, adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation,
-    eval_resize_size, gaussian_blur, lightly_eval_transform, lightly_transform, resized_crop, rgb_to_grayscale,
+    BLUR_SIGMAS,
+    BRIGHTNESS,
+    CONTRAST,
+    HUE,
+    RATIO,
+    SATURATION,
+    BatchedSimCLRAugment,
+    EvalPreprocess,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    eval_resize_size,
+    gaussian_blur,
+    lightly_eval_transform,
+    lightly_transform,
+    resized_crop,
+    rgb_to_grayscale,
 )
 from bench.config import AugmentationSpec
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -65,8 +81,9 @@ def _unnormalize(x: torch.Tensor, spec: AugmentationSpec) -> torch.Tensor:
 def _torchvision_crops(n: int, h: int, w: int, scale, seed: int = 0) -> np.ndarray:
     torch.manual_seed(seed)
     img = torch.empty(1, h, w)
-    return np.array([RandomResizedCrop.get_params(img, list(scale), list(RATIO)) for _ in range(n)],
-                    dtype=np.float64)  # rows (i, j, h, w)
+    return np.array(
+        [RandomResizedCrop.get_params(img, list(scale), list(RATIO)) for _ in range(n)], dtype=np.float64
+    )  # rows (i, j, h, w)
 
 
 def _crop_stats(top, left, ch, cw, h, w):
@@ -83,8 +100,7 @@ def test_crop_distribution_matches_torchvision(h, w, min_scale):
     n = 3000
     aug = BatchedSimCLRAugment(replace(SPEC, min_scale=min_scale))
     p = aug.sample_params(n, h, w, torch.Generator().manual_seed(1))
-    ours = _crop_stats(*(p[k].numpy().astype(np.float64)
-                         for k in ("crop_top", "crop_left", "crop_height", "crop_width")), h, w)
+    ours = _crop_stats(*(p[k].numpy().astype(np.float64) for k in ("crop_top", "crop_left", "crop_height", "crop_width")), h, w)
     tv = _torchvision_crops(n, h, w, (min_scale, 1.0))
     ref = _crop_stats(tv[:, 0], tv[:, 1], tv[:, 2], tv[:, 3], h, w)
     for key in ours:
@@ -117,9 +133,13 @@ def test_rates_and_factor_ranges():
     assert abs(p["blur"].float().mean().item() - spec.gaussian_blur) < tol
     strength = 0.8 * spec.cj_strength  # 0.4 for the CIFAR recipe
     hue = spec.cj_hue * spec.cj_strength  # 0.1
-    for key, lo, hi in [("brightness", 1 - strength, 1 + strength), ("contrast", 1 - strength, 1 + strength),
-                        ("saturation", 1 - strength, 1 + strength), ("hue", -hue, hue),
-                        ("sigma", *BLUR_SIGMAS)]:
+    for key, lo, hi in [
+        ("brightness", 1 - strength, 1 + strength),
+        ("contrast", 1 - strength, 1 + strength),
+        ("saturation", 1 - strength, 1 + strength),
+        ("hue", -hue, hue),
+        ("sigma", *BLUR_SIGMAS),
+    ]:
         v = p[key].numpy()
         assert v.min() >= lo - 1e-6 and v.max() <= hi + 1e-6, key
         assert v.min() < lo + 0.01 * (hi - lo) and v.max() > hi - 0.01 * (hi - lo), key
@@ -197,20 +217,33 @@ def test_full_image_crop_equals_eval_preprocess(resample):
     assert (flipped - ref.flip(-1)).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize("h,w,size,method", [(32, 32, 32, "grid_sample"), (32, 32, 32, "matrix"),
-                                             (28, 28, 16, "matrix"), (20, 36, 24, "matrix"),
-                                             (12, 12, 16, "grid_sample")])
+@pytest.mark.parametrize(
+    "h,w,size,method",
+    [
+        (32, 32, 32, "grid_sample"),
+        (32, 32, 32, "matrix"),
+        (28, 28, 16, "matrix"),
+        (20, 36, 24, "matrix"),
+        (12, 12, 16, "grid_sample"),
+    ],
+)
 def test_resized_crop_matches_torchvision(h, w, size, method):
     """Each sample equals torchvision's resized_crop (bilinear, antialias) then hflip."""
     aug = BatchedSimCLRAugment(replace(SPEC, input_size=size, min_scale=0.08))
     p = aug.sample_params(24, h, w, torch.Generator().manual_seed(3))
     x = _float(_images(24, h, w))
-    out = resized_crop(x, p["crop_top"], p["crop_left"], p["crop_height"], p["crop_width"], size,
-                       flip=p["flip"], method=method)
+    out = resized_crop(x, p["crop_top"], p["crop_left"], p["crop_height"], p["crop_width"], size, flip=p["flip"], method=method)
     for b in range(24):
-        ref = TF.resized_crop(x[b], int(p["crop_top"][b]), int(p["crop_left"][b]),
-                              int(p["crop_height"][b]), int(p["crop_width"][b]), [size, size],
-                              interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        ref = TF.resized_crop(
+            x[b],
+            int(p["crop_top"][b]),
+            int(p["crop_left"][b]),
+            int(p["crop_height"][b]),
+            int(p["crop_width"][b]),
+            [size, size],
+            interpolation=TF.InterpolationMode.BILINEAR,
+            antialias=True,
+        )
         if p["flip"][b]:
             ref = TF.hflip(ref)
         assert (out[b] - ref).abs().max() < 1e-4, b
@@ -231,7 +264,7 @@ def test_file_eval_transform_resizes_to_256_then_centre_crops_224():
     assert eval_resize_size(224) == 256
     pixels = np.zeros((256, 320, 3), np.uint8)  # a red frame 16 px wide around a green centre
     pixels[:, :, 0] = 255
-    pixels[16:-16, 16 + 32:-16 - 32] = (0, 255, 0)
+    pixels[16:-16, 16 + 32 : -16 - 32] = (0, 255, 0)
     out = lightly_eval_transform(spec)(Image.fromarray(pixels))
     assert out.shape == (3, 224, 224)
     # The shorter side is already 256: no resampling, the crop takes exactly the green centre.
@@ -247,12 +280,15 @@ def test_file_eval_transform_resizes_to_256_then_centre_crops_224():
 # Colour ops against torchvision.transforms.functional
 
 
-@pytest.mark.parametrize("batched,tv,factors", [
-    (adjust_brightness, TF.adjust_brightness, [0.0, 0.6, 1.0, 1.4, 2.2]),
-    (adjust_contrast, TF.adjust_contrast, [0.0, 0.6, 1.0, 1.4, 2.2]),
-    (adjust_saturation, TF.adjust_saturation, [0.0, 0.6, 1.0, 1.4, 2.2]),
-    (adjust_hue, TF.adjust_hue, [-0.5, -0.1, 0.0, 0.05, 0.1, 0.33, 0.5]),
-])
+@pytest.mark.parametrize(
+    "batched,tv,factors",
+    [
+        (adjust_brightness, TF.adjust_brightness, [0.0, 0.6, 1.0, 1.4, 2.2]),
+        (adjust_contrast, TF.adjust_contrast, [0.0, 0.6, 1.0, 1.4, 2.2]),
+        (adjust_saturation, TF.adjust_saturation, [0.0, 0.6, 1.0, 1.4, 2.2]),
+        (adjust_hue, TF.adjust_hue, [-0.5, -0.1, 0.0, 0.05, 0.1, 0.33, 0.5]),
+    ],
+)
 def test_colour_ops_match_torchvision(batched, tv, factors):
     x = torch.cat([_float(_smooth_images(len(factors), 16, 16)), _float(_images(len(factors), 16, 16))])
     x[0, :, :4] = 0.5  # gray pixels (hue undefined)
@@ -285,14 +321,25 @@ def test_gaussian_blur():
 def _reference_view(x: torch.Tensor, p: dict, b: int, aug: BatchedSimCLRAugment) -> torch.Tensor:
     """One sample through torchvision's functional ops, in lightly's order, with sample b's params."""
     spec = aug.spec
-    img = TF.resized_crop(x[b], int(p["crop_top"][b]), int(p["crop_left"][b]), int(p["crop_height"][b]),
-                          int(p["crop_width"][b]), [spec.input_size] * 2,
-                          interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    img = TF.resized_crop(
+        x[b],
+        int(p["crop_top"][b]),
+        int(p["crop_left"][b]),
+        int(p["crop_height"][b]),
+        int(p["crop_width"][b]),
+        [spec.input_size] * 2,
+        interpolation=TF.InterpolationMode.BILINEAR,
+        antialias=True,
+    )
     if p["flip"][b]:
         img = TF.hflip(img)
     if p["jitter"][b]:
-        ops = {BRIGHTNESS: (TF.adjust_brightness, "brightness"), CONTRAST: (TF.adjust_contrast, "contrast"),
-               SATURATION: (TF.adjust_saturation, "saturation"), HUE: (TF.adjust_hue, "hue")}
+        ops = {
+            BRIGHTNESS: (TF.adjust_brightness, "brightness"),
+            CONTRAST: (TF.adjust_contrast, "contrast"),
+            SATURATION: (TF.adjust_saturation, "saturation"),
+            HUE: (TF.adjust_hue, "hue"),
+        }
         for op in p["jitter_order"][b].tolist():
             fn, key = ops[op]
             img = fn(img, float(p[key][b]))
@@ -387,5 +434,7 @@ def test_speed_report():
     for img in pil:
         reference(img)  # two views
     per_image = 2 * 256 / (time.perf_counter() - t0)
-    print(f"\nBatchedSimCLRAugment: {batched:,.0f} views/s; lightly SimCLRTransform: {per_image:,.0f} views/s "
-          f"(16x16 -> 16x16, batch 256, one thread)")
+    print(
+        f"\nBatchedSimCLRAugment: {batched:,.0f} views/s; lightly SimCLRTransform: {per_image:,.0f} views/s "
+        f"(16x16 -> 16x16, batch 256, one thread)"
+    )

@@ -30,6 +30,7 @@ from methods.temperature import TrainingProgress
 
 # --- the momentum loss and the strength -----------------------------------------------------------
 
+
 def test_strength_standardises_the_momentum_loss_into_0_1():
     momentum = torch.tensor([1.0, 2.0, 3.0, 4.0, 9.0])
     seen = torch.tensor([True, True, True, True, False])
@@ -73,14 +74,20 @@ def test_bcl_needs_the_number_of_training_samples():
 
 # --- the RandAugment ops --------------------------------------------------------------------------
 
+
 def one_op(x: torch.Tensor, op: str, value: float = 0.0, negate: bool = False, centre=(0.5, 0.5)) -> torch.Tensor:
     """Apply ``op`` with the given value (through the magnitude giving it) to every image of ``x``."""
     n = x.shape[0]
     lo, hi = ra.RANGES.get(op, (0.0, 1.0))
     m = (value - lo) / (hi - lo) * ra.MAX_MAGNITUDE if op in ra.RANGES else 20.0
-    params = {"op": torch.full((n,), ra.OPS.index(op)), "apply": torch.ones(n, dtype=torch.bool),
-              "negate": torch.full((n,), negate), "centre_x": torch.full((n,), centre[0]),
-              "centre_y": torch.full((n,), centre[1]), "magnitude": torch.full((n,), float(m))}
+    params = {
+        "op": torch.full((n,), ra.OPS.index(op)),
+        "apply": torch.ones(n, dtype=torch.bool),
+        "negate": torch.full((n,), negate),
+        "centre_x": torch.full((n,), centre[0]),
+        "centre_y": torch.full((n,), centre[1]),
+        "magnitude": torch.full((n,), float(m)),
+    }
     return ra.apply(x, params)
 
 
@@ -143,15 +150,21 @@ def test_cutout_paints_a_square_of_the_given_side(image):
 
 def test_only_samples_with_the_apply_flag_change(image):
     x = image.repeat(4, 1, 1, 1)
-    params = {"op": torch.tensor([6, 6, 6, 6]), "apply": torch.tensor([True, False, True, False]),
-              "negate": torch.zeros(4, dtype=torch.bool), "centre_x": torch.zeros(4), "centre_y": torch.zeros(4),
-              "magnitude": torch.full((4,), 20.0)}
+    params = {
+        "op": torch.tensor([6, 6, 6, 6]),
+        "apply": torch.tensor([True, False, True, False]),
+        "negate": torch.zeros(4, dtype=torch.bool),
+        "centre_x": torch.zeros(4),
+        "centre_y": torch.zeros(4),
+        "magnitude": torch.full((4,), 20.0),
+    }
     out = ra.apply(x, params)
     assert torch.equal(out[[1, 3]], x[[1, 3]]) and torch.equal(out[[0, 2]], 1 - x[[0, 2]])
     assert ra.magnitude(torch.tensor([0.0, 0.5, 1.0])).tolist() == [10.0, 20.0, 30.0]
 
 
 # --- the strengths reach the data by sample index ------------------------------------------------
+
 
 def test_device_batches_boost_only_samples_with_positive_strength():
     images = np.random.RandomState(0).randint(0, 256, (16, 12, 12, 3)).astype(np.uint8)
@@ -208,10 +221,27 @@ def test_loader_workers_read_the_strengths_by_index_and_see_updates(tmp_path):
 
 # --- end to end ----------------------------------------------------------------------------------
 
+
 def test_bcl_and_bcl_cosine_tau_train_end_to_end(tmp_path):
     results = tmp_path / "results"
-    assert main(["run", "--methods", "bcl,bcl+cosine_tau", "--dataset", "digits_lt", "--preset", "tiny",
-                 "--results-dir", str(results), "--no-progress", "--no-leaderboard"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--methods",
+                "bcl,bcl+cosine_tau",
+                "--dataset",
+                "digits_lt",
+                "--preset",
+                "tiny",
+                "--results-dir",
+                str(results),
+                "--no-progress",
+                "--no-leaderboard",
+            ]
+        )
+        == 0
+    )
     runs = {r["method"]: r for r in load_records(results) if r["kind"] == "run"}
     assert set(runs) == {"bcl", "bcl+cosine_tau"}
     for record in runs.values():

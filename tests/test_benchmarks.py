@@ -113,7 +113,6 @@ def features():
 def test_evaluation_protocol(benchmark, features, protocol):
     train, train_labels, test, test_labels, groups, probe = features
     probe_sets = {"full": probe, "few": probe}
-    result = benchmark(evaluate, train, train_labels, test, test_labels, 10, groups, (protocol,), 0,
-                       probe_sets=probe_sets)
+    result = benchmark(evaluate, train, train_labels, test, test_labels, 10, groups, (protocol,), 0, probe_sets=probe_sets)
     # Well-separated clusters: every protocol must be far above chance (10 %).
     assert result[protocol]["overall"] > 50

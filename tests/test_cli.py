@@ -21,8 +21,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_tiny_end_to_end_run_writes_records_and_the_leaderboard(tmp_path):
     results = tmp_path / "board" / "results"
-    done = run_cli("run", "--methods", "constant,cosine_tau", "--preset", "tiny", "--epochs", "3",
-                   "--seeds", "0", "--results-dir", str(results), "--no-progress")
+    done = run_cli(
+        "run",
+        "--methods",
+        "constant,cosine_tau",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "3",
+        "--seeds",
+        "0",
+        "--results-dir",
+        str(results),
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
     assert sorted(r["method"] for r in records) == ["constant", "cosine_tau", "floor:random_init", "floor:raw_pixels"]
@@ -125,8 +137,9 @@ def test_compile_is_recorded_but_does_not_change_which_run_it_is(tmp_path):
     from bench.runner import plan
 
     assert build_parser().parse_args(["run", "--compile"]).compile is True
-    plain, compiled = (plan(["constant"], "digits_lt", [0], "tiny", {"compile": flag}, "cpu", tmp_path).configs[0]
-                       for flag in (False, True))
+    plain, compiled = (
+        plan(["constant"], "digits_lt", [0], "tiny", {"compile": flag}, "cpu", tmp_path).configs[0] for flag in (False, True)
+    )
     assert (plain.compile, compiled.compile) == (False, True)
     assert compiled.to_dict()["compile"] is True
     assert plain.run_id() == compiled.run_id()  # a compiled rerun resumes or skips the same run
@@ -137,8 +150,26 @@ def test_each_seed_trains_on_its_own_tail_and_its_groups_follow_it(tmp_path):
     class counts, name the rank order, and their many / medium / few accuracies average the classes
     that were many / medium / few in that run (floors included)."""
     results = tmp_path / "results"
-    assert main(["run", "--methods", "constant", "--preset", "tiny", "--seeds", "0,1", "--eval", "knn10",
-                 "--results-dir", str(results), "--no-progress", "--no-leaderboard"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--methods",
+                "constant",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "0,1",
+                "--eval",
+                "knn10",
+                "--results-dir",
+                str(results),
+                "--no-progress",
+                "--no-leaderboard",
+            ]
+        )
+        == 0
+    )
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
     assert len(records) == 6  # a run and two floors per seed
     counts = {}
@@ -162,7 +193,10 @@ def test_method_specs_set_one_method_s_temperature_and_read_back_its_label(tmp_p
     from bench.runner import plan
 
     assert split_method_list("constant, cosine_tau[tau_min=0.05,tau_max=1],,moco") == [
-        "constant", "cosine_tau[tau_min=0.05,tau_max=1]", "moco"]
+        "constant",
+        "cosine_tau[tau_min=0.05,tau_max=1]",
+        "moco",
+    ]
     assert parse_method_spec("constant[tau=0.1]") == ("constant", {"tau": 0.1})
     assert parse_method_spec("sdclr+cosine_tau") == ("sdclr+cosine_tau", {})
     specs = ["constant", "constant[tau=0.1]", "constant[tau=0.5]", "cosine_tau[tau_min=0.05,tau_max=1]"]
@@ -174,7 +208,9 @@ def test_method_specs_set_one_method_s_temperature_and_read_back_its_label(tmp_p
     # Brackets win over --tau for their method; specs that come out as one run are kept once.
     configs = plan(specs[:3], "digits_lt", [0], "tiny", {"temperature_overrides": {"tau": 0.5}}, "cpu", tmp_path).configs
     assert [(c.method_label, c.temperature_overrides) for c in configs] == [
-        ("constant[tau=0.5]", {"tau": 0.5}), ("constant[tau=0.1]", {"tau": 0.1})]
+        ("constant[tau=0.5]", {"tau": 0.5}),
+        ("constant[tau=0.1]", {"tau": 0.1}),
+    ]
 
 
 def test_the_main_job_runs_every_method_and_the_tuned_constants(monkeypatch):
@@ -203,8 +239,13 @@ def test_the_quick_start_leaves_the_checkout_clean(tmp_path):
 
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and a git checkout of the suite")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     clone = tmp_path / "checkout"
     for name in filter(None, listed):
         if (REPO / name).is_file():  # files deleted in the working tree are still listed as cached
@@ -214,12 +255,18 @@ def test_the_quick_start_leaves_the_checkout_clean(tmp_path):
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
         subprocess.run([*git, *command], cwd=clone, check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the copy's bench, not this one
-    done = subprocess.run([sys.executable, "-m", "bench", "run", "--methods", "constant", "--preset", "tiny",
-                           "--eval", "knn10", "--no-progress"], cwd=clone, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--methods", "constant", "--preset", "tiny", "--eval", "knn10", "--no-progress"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert len(list((clone / "runs" / "results").glob("*.json"))) == 3  # constant and the two floors
     assert (clone / "runs" / "README.md").is_file() and any((clone / "runs" / "checkpoints").iterdir())
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True,
-                            text=True, check=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, capture_output=True, text=True, check=True
+    )
     assert status.stdout == ""

@@ -48,6 +48,7 @@ def _reference_picks(targets: np.ndarray, counts: list[int], seed: int = 0) -> n
 
 # --- the LDAM profile -------------------------------------------------------------------------
 
+
 def test_ldam_counts_cifar10_rho100():
     counts = ldam_counts(5000, 10, 100)
     assert counts == CIFAR10_RHO100
@@ -72,10 +73,13 @@ def test_ldam_counts_fashion_mnist():
     assert sum(counts) == 14886
 
 
-@pytest.mark.parametrize("file, num_classes, total", [
-    ("cifar10_train_labels.npy", 10, 12406),
-    ("cifar100_train_labels.npy", 100, 10847),
-])
+@pytest.mark.parametrize(
+    "file, num_classes, total",
+    [
+        ("cifar10_train_labels.npy", 10, 12406),
+        ("cifar100_train_labels.npy", 100, 10847),
+    ],
+)
 def test_ldam_indices_match_upstream(file, num_classes, total):
     targets = _labels(file)
     state_before = np.random.get_state()
@@ -106,6 +110,7 @@ def test_ldam_indices_other_seed_differs():
 
 # --- groups ------------------------------------------------------------------------------------
 
+
 def test_groups_by_thirds_10():
     groups = groups_by_thirds(np.array(CIFAR10_RHO100))
     assert (groups == "few").sum() == 3 and (groups == "medium").sum() == 3 and (groups == "many").sum() == 4
@@ -120,6 +125,7 @@ def test_groups_by_thirds_100():
 
 
 # --- registry ----------------------------------------------------------------------------------
+
 
 def test_registry_lists_datasets():
     assert {"digits_lt", "fashion_mnist_lt", "cifar10_lt", "cifar100_lt"} <= set(list_datasets())
@@ -141,6 +147,7 @@ def test_unknown_dataset_is_user_error():
 
 
 # --- digits_lt ---------------------------------------------------------------------------------
+
 
 def test_digits_lt():
     from sklearn.datasets import load_digits
@@ -165,6 +172,7 @@ def test_digits_lt():
 
 
 # --- class ranks drawn per seed (digits_lt, fashion_mnist_lt) ---------------------------------
+
 
 def test_class_rank_order_is_a_permutation_fixed_per_seed_and_new_per_seed():
     orders = [class_rank_order(10, seed).tolist() for seed in range(5)]
@@ -219,6 +227,7 @@ def test_a_class_keeps_nested_picks_whatever_its_rank():
 
 
 # --- fashion_mnist_lt --------------------------------------------------------------------------
+
 
 def test_fashion_mnist_lt():
     if not (FASHION_DEBIAN / "train-images-idx3-ubyte.gz").is_file():
@@ -280,6 +289,7 @@ def test_fashion_mnist_missing_is_one_line(tmp_path, monkeypatch):
 
 
 # --- cifar10_lt / cifar100_lt ------------------------------------------------------------------
+
 
 def _offline_cifar(monkeypatch):
     import torchvision.datasets

@@ -32,7 +32,7 @@ def _views(requires_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
 def test_equals_lightly_dcl_loss_with_the_strategys_tau(name, tau):
     method = _method(name)
     expected_tau = tau if tau is not None else method.temperature_strategy(PROGRESS)
-    assert expected_tau == pytest.approx(0.2 if tau else 0.1 + 0.45 * (1 - 2 ** -0.5))
+    assert expected_tau == pytest.approx(0.2 if tau else 0.1 + 0.45 * (1 - 2**-0.5))
     assert expected_tau != 0.1  # not lightly's default: the strategy's tau must have reached the loss
     ours_z = _views()
     theirs_z = tuple(z.detach().clone().requires_grad_(True) for z in ours_z)

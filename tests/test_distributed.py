@@ -84,14 +84,15 @@ def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
 def test_ranks_take_disjoint_slices_of_one_shared_permutation():
     images = np.random.default_rng(0).integers(0, 255, size=(40, 8, 8, 3), dtype=np.uint8)
     spec = AugmentationSpec(input_size=8)
-    shards = [DeviceBatches(images, spec, 8, torch.device("cpu"), torch.Generator().manual_seed(3), shard=(r, 2))
-              for r in range(2)]
+    shards = [
+        DeviceBatches(images, spec, 8, torch.device("cpu"), torch.Generator().manual_seed(3), shard=(r, 2)) for r in range(2)
+    ]
     epochs = [list(s.epoch()) for s in shards]
     assert all(len(e) == 5 for e in epochs)  # steps per epoch count global batches
     assert torch.equal(shards[0].order, shards[1].order)
     for step in range(5):
         first, second = epochs[0][step][2], epochs[1][step][2]
-        torch.testing.assert_close(torch.cat([first, second]), shards[0].order[step * 8:(step + 1) * 8])
+        torch.testing.assert_close(torch.cat([first, second]), shards[0].order[step * 8 : (step + 1) * 8])
         assert epochs[0][step][0].shape[0] == 4
         # Each rank augments with its own generator.
         assert not torch.equal(epochs[0][step][0], epochs[1][step][0])

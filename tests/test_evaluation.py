@@ -111,8 +111,9 @@ def test_knn_majority_matches_sklearn(k):
     got = knn_majority_predict(train, y_train, test, k=k, chunk_size=37)
     np.testing.assert_array_equal(got, expected)
     # float32 torch input (what extract_features returns) ranks the same here.
-    got32 = knn_majority_predict(torch.tensor(train, dtype=torch.float32), torch.tensor(y_train),
-                                 torch.tensor(test, dtype=torch.float32), k=k)
+    got32 = knn_majority_predict(
+        torch.tensor(train, dtype=torch.float32), torch.tensor(y_train), torch.tensor(test, dtype=torch.float32), k=k
+    )
     np.testing.assert_array_equal(got32, expected)
 
 
@@ -199,8 +200,7 @@ def test_evaluate_runs_all_protocols():
     x_tr = x_tr / np.linalg.norm(x_tr, axis=1, keepdims=True)
     x_te = x_te / np.linalg.norm(x_te, axis=1, keepdims=True)
     groups = ["many", "medium", "few", "few"]
-    out = evaluate(torch.tensor(x_tr, dtype=torch.float32), y_tr, torch.tensor(x_te, dtype=torch.float32),
-                   y_te, 4, groups)
+    out = evaluate(torch.tensor(x_tr, dtype=torch.float32), y_tr, torch.tensor(x_te, dtype=torch.float32), y_te, 4, groups)
     assert set(out) == {"knn1", "knn10", "wknn", "linear", "timing"}
     assert set(out["timing"]) == {"knn1", "knn10", "wknn", "linear"}
     for name in ("knn1", "knn10", "wknn", "linear"):

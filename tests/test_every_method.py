@@ -19,8 +19,11 @@ from methods import METHODS, STRATEGIES, get_method_class
 
 # Each strategy on every objective with a loss of its own (its own training_step): SimCLR's own objective
 # with a strategy is the strategy's method itself, and sdclr_2layer trains through sdclr's step.
-OBJECTIVES = [name for name, cls in METHODS.items()
-              if cls.role == "objective" and cls.accepts_temperature_strategies and "training_step" in vars(cls)]
+OBJECTIVES = [
+    name
+    for name, cls in METHODS.items()
+    if cls.role == "objective" and cls.accepts_temperature_strategies and "training_step" in vars(cls)
+]
 GRID = [f"{objective}+{strategy}" for objective in OBJECTIVES for strategy in STRATEGIES.names()]
 
 
@@ -58,8 +61,7 @@ class StopAfterSteps(StopRequest):
 def _train(name: str, checkpointer: Checkpointer | None = None, stop: StopRequest | None = None):
     config = resolve_config(TrainPreset("t", "small_cnn", EPOCHS, BATCH, warmup_epochs=1), name, "toy", 0, "cpu", SPEC, {})
     method = build_method(config, num_train_samples=len(IMAGES))
-    result = train(method, IMAGES, SPEC, config, torch.device("cpu"), show_progress=False, checkpointer=checkpointer,
-                   stop=stop)
+    result = train(method, IMAGES, SPEC, config, torch.device("cpu"), show_progress=False, checkpointer=checkpointer, stop=stop)
     return method, result
 
 

@@ -31,22 +31,45 @@ def trained(tmp_path_factory):
     """A finished 1-epoch run (its record and checkpoint) and a results folder for the evaluations."""
     root = tmp_path_factory.mktemp("byoe")
     results = root / "board" / "results"
-    assert main(["run", "--methods", "constant", "--preset", "tiny", "--epochs", "1", "--backbone", BACKBONE,
-                 "--results-dir", str(results), "--no-progress", "--no-leaderboard"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--methods",
+                "constant",
+                "--preset",
+                "tiny",
+                "--epochs",
+                "1",
+                "--backbone",
+                BACKBONE,
+                "--results-dir",
+                str(results),
+                "--no-progress",
+                "--no-leaderboard",
+            ]
+        )
+        == 0
+    )
     (record,) = [r for r in load_records(results) if r["kind"] == "run"]
     export = root / "encoder.safetensors"
     assert main(["export", "--run", record["run_id"], "--results-dir", str(results), "--out", str(export)]) == 0
     from safetensors.torch import load_file
 
-    return {"root": root, "results": results, "record": record, "export": export, "weights": load_file(export),
-            "evals": root / "evals" / "results"}
+    return {
+        "root": root,
+        "results": results,
+        "record": record,
+        "export": export,
+        "weights": load_file(export),
+        "evals": root / "evals" / "results",
+    }
 
 
 def evaluate(trained, weights: Path, *extra: str) -> dict:
     """`bench evaluate` into the shared evaluation folder; the one record it wrote."""
     before = {r["_path"] for r in load_records(trained["evals"])} if trained["evals"].exists() else set()
-    assert main(["evaluate", "--weights", str(weights), "--results-dir", str(trained["evals"]), "--no-leaderboard",
-                 *extra]) == 0
+    assert main(["evaluate", "--weights", str(weights), "--results-dir", str(trained["evals"]), "--no-leaderboard", *extra]) == 0
     (record,) = [r for r in load_records(trained["evals"]) if r["_path"] not in before and r["kind"] == "external"]
     return record
 
@@ -77,6 +100,7 @@ def test_export_loads_with_timm_and_evaluates_to_the_runs_own_metrics(trained):
 
 # --- the reference implementations' key names, written from their model files ---------------------------
 
+
 def _batchnorms(backbone: str = BACKBONE) -> set[str]:
     model, _ = create_backbone(backbone)
     return {name for name, module in model.named_modules() if isinstance(module, nn.BatchNorm2d)}
@@ -88,9 +112,13 @@ def _split(key: str) -> tuple[str, str]:
 
 
 def _bn(prefix: str, width: int) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.weight": torch.ones(width), f"{prefix}.bias": torch.zeros(width),
-            f"{prefix}.running_mean": torch.zeros(width), f"{prefix}.running_var": torch.ones(width),
-            f"{prefix}.num_batches_tracked": torch.tensor(7)}
+    return {
+        f"{prefix}.weight": torch.ones(width),
+        f"{prefix}.bias": torch.zeros(width),
+        f"{prefix}.running_mean": torch.zeros(width),
+        f"{prefix}.running_var": torch.ones(width),
+        f"{prefix}.num_batches_tracked": torch.tensor(7),
+    }
 
 
 def _decoy(value: torch.Tensor) -> torch.Tensor:
@@ -105,8 +133,15 @@ def ts_layout(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     bn2) and DistributedDataParallel in train_simCLR.py: every key under ``module.``."""
     state = {f"module.{k}": v for k, v in ours.items()}
     state["module.normalize.mean"], state["module.normalize.std"] = map(torch.tensor, DIGITS_MEAN_STD)
-    state.update({"module.fc.fc1.weight": torch.randn(512, 512), "module.fc.fc1.bias": torch.zeros(512),
-                  **_bn("module.fc.bn1", 512), "module.fc.fc2.weight": torch.randn(128, 512), **_bn("module.fc.bn2", 128)})
+    state.update(
+        {
+            "module.fc.fc1.weight": torch.randn(512, 512),
+            "module.fc.fc1.bias": torch.zeros(512),
+            **_bn("module.fc.bn1", 512),
+            "module.fc.fc2.weight": torch.randn(128, 512),
+            **_bn("module.fc.bn2", 128),
+        }
+    )
     return state
 
 
@@ -153,8 +188,15 @@ def bcl_layout(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     ``proj_head(512, 128)`` (fc1, bn1, fc2, bn2); train.py saves ``model.state_dict()`` unwrapped."""
     state = {f"backbone.{k}": v for k, v in ours.items()}
     state["backbone.normalize.mean"], state["backbone.normalize.std"] = map(torch.tensor, DIGITS_MEAN_STD)
-    state.update({"projector.fc1.weight": torch.randn(512, 512), "projector.fc1.bias": torch.zeros(512),
-                  **_bn("projector.bn1", 512), "projector.fc2.weight": torch.randn(128, 512), **_bn("projector.bn2", 128)})
+    state.update(
+        {
+            "projector.fc1.weight": torch.randn(512, 512),
+            "projector.fc1.bias": torch.zeros(512),
+            **_bn("projector.bn1", 512),
+            "projector.fc2.weight": torch.randn(128, 512),
+            **_bn("projector.bn2", 128),
+        }
+    )
     return state
 
 
@@ -187,8 +229,9 @@ def test_the_suites_sdclr_checkpoint_keeps_the_dense_branch(tmp_path):
     from methods import get_method_class
 
     backbone, width = create_backbone("small_cnn")
-    method = get_method_class("sdclr")(backbone=backbone, feature_dim=width, temperature_overrides={},
-                                       num_train_samples=64, image_size=16)
+    method = get_method_class("sdclr")(
+        backbone=backbone, feature_dim=width, temperature_overrides={}, num_train_samples=64, image_size=16
+    )
     with torch.no_grad():  # make the two branches differ, as training does
         for name, buffer in method.backbone.named_buffers():
             if "pruned" in name and "running_mean" in name:
@@ -203,6 +246,7 @@ def test_the_suites_sdclr_checkpoint_keeps_the_dense_branch(tmp_path):
 
 
 # --- bad input: one line on stderr, exit 2, nothing written ----------------------------------------------
+
 
 class RunsCode:
     """What a malicious checkpoint holds: unpickling it would create a directory."""

@@ -43,6 +43,7 @@ def write_image_tree(root: Path, counts: list[int], size: int = 20) -> None:
 
 # --- ImageNet100-LT -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def imagenet100_root(shared_data, tmp_path) -> Path:
     """An ImageNet root holding the real lists and, for every listed image, a link to one small
@@ -85,10 +86,23 @@ def test_imagenet100_lt_fs_probe_is_ts_list_of_12_per_class(imagenet100_root):
     assert "imageNet_100_sub_balance_train_0.01.txt" in data.probe_sets["fs"].description
     fs_images, fs_labels = data.probe_sets["fs"].load()
     assert len(fs_images) == 1200 and np.bincount(fs_labels).tolist() == [12] * 100
-    config = RunConfig(method="constant", dataset="imagenet100_lt", seed=0, preset="tiny", backbone="small_cnn",
-                       epochs=1, batch_size=8, lr=0.5, momentum=0.9, weight_decay=1e-4, warmup_epochs=0,
-                       temperature_period=1, temperature_period_rule="", device="cpu",
-                       eval_protocols=("knn1", "linear_fs"))
+    config = RunConfig(
+        method="constant",
+        dataset="imagenet100_lt",
+        seed=0,
+        preset="tiny",
+        backbone="small_cnn",
+        epochs=1,
+        batch_size=8,
+        lr=0.5,
+        momentum=0.9,
+        weight_decay=1e-4,
+        warmup_epochs=0,
+        temperature_period=1,
+        temperature_period_rule="",
+        device="cpu",
+        eval_protocols=("knn1", "linear_fs"),
+    )
     assert runner._probe_sets_needed(config, data) == {"fs"}
     assert "sub_balance_train_0.01" in runner._evaluation_descriptions(config, data)["linear_fs"]
 
@@ -104,8 +118,20 @@ def test_imagenet_without_images_says_what_to_download(shared_data, tmp_path):
 
 
 def test_imagenet_lt_without_lists_says_which_files_go_where(tmp_path, capsys):
-    code = main(["run", "--dataset", "imagenet_lt", "--data-root", str(tmp_path / "in"), "--methods", "constant",
-                 "--results-dir", str(tmp_path / "results"), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--dataset",
+            "imagenet_lt",
+            "--data-root",
+            str(tmp_path / "in"),
+            "--methods",
+            "constant",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--no-progress",
+        ]
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert "ImageNet_LT_train.txt" in lines[0] and f"{tmp_path / 'in'}/split/ImageNet_LT/" in lines[0]
@@ -120,15 +146,39 @@ def test_imagenet_without_data_root_is_one_line(tmp_path, capsys):
 
 # --- folder ---------------------------------------------------------------------------------------
 
+
 def test_folder_runs_end_to_end_with_the_ts_protocol(tmp_path):
     images = tmp_path / "images"
     write_image_tree(images, [24, 14, 8, 6])
     results = tmp_path / "board" / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--dataset", "folder", "--data-root", str(images), "--preset", "tiny",
-         "--methods", "constant,cosine_tau", "--epochs", "1", "--eval", "ts", "--num-workers", "0",
-         "--results-dir", str(results), "--no-progress"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--dataset",
+            "folder",
+            "--data-root",
+            str(images),
+            "--preset",
+            "tiny",
+            "--methods",
+            "constant,cosine_tau",
+            "--epochs",
+            "1",
+            "--eval",
+            "ts",
+            "--num-workers",
+            "0",
+            "--results-dir",
+            str(results),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
@@ -176,6 +226,7 @@ def test_folder_errors_are_one_line(tmp_path):
 
 # --- the DataLoader path --------------------------------------------------------------------------
 
+
 def test_loader_batches_yield_two_views_and_indices(tmp_path):
     write_image_tree(tmp_path, [5, 5], size=10)
     paths = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png"))
@@ -195,10 +246,16 @@ def test_loader_batches_yield_two_views_and_indices(tmp_path):
 
 # --- CIFAR-10 from the JPEG copy ------------------------------------------------------------------
 
+
 def test_jpeg_paths_follow_the_per_class_rank():
     targets = np.array([6, 9, 9, 4, 6])
     assert jpeg_train_paths(targets, CIFAR10_CLASSES) == [
-        "train/frog/0000.jpg", "train/truck/0000.jpg", "train/truck/0001.jpg", "train/deer/0000.jpg", "train/frog/0001.jpg"]
+        "train/frog/0000.jpg",
+        "train/truck/0000.jpg",
+        "train/truck/0001.jpg",
+        "train/deer/0000.jpg",
+        "train/frog/0001.jpg",
+    ]
 
 
 def test_cifar10_jpeg_sdclr_split_loads_the_published_counts(shared_data, tmp_path):
@@ -220,8 +277,11 @@ def test_cifar10_jpeg_sdclr_split_loads_the_published_counts(shared_data, tmp_pa
     assert data.name == "cifar10_jpeg_lt"
     # The first D_i image is the JPEG of its torchvision index.
     index = int(np.load(shared_data / "splits" / "cifar10_imbSub_with_subsets" / "split1_D_i.npy")[0])
-    expected = np.asarray(Image.open(tmp_path / jpeg_train_paths(np.load(tmp_path / "cifar10_train_labels.npy"),
-                                                                  CIFAR10_CLASSES)[index]).convert("RGB"))
+    expected = np.asarray(
+        Image.open(tmp_path / jpeg_train_paths(np.load(tmp_path / "cifar10_train_labels.npy"), CIFAR10_CLASSES)[index]).convert(
+            "RGB"
+        )
+    )
     assert np.array_equal(data.train_images[0], expected)
     # cifar10_lt refuses the JPEG copy and names the right dataset.
     with pytest.raises(UserError, match="use --dataset cifar10_jpeg_lt"):

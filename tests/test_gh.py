@@ -27,14 +27,14 @@ def official_sinkhorn(out, l, sinkhorn_iterations, stat=None):  # noqa: E741 (th
     Q = torch.exp(out / l).t()
     N = Q.shape[1]
     K = Q.shape[0]
-    r = (torch.ones((K, 1)) / K)
-    c = (torch.ones((N, 1)) / N)
+    r = torch.ones((K, 1)) / K
+    c = torch.ones((N, 1)) / N
     if stat is None:
-        inv_K = 1. / K
+        inv_K = 1.0 / K
     else:
         inv_K = stat.clone().detach().reshape(K, 1).float()
         inv_K = inv_K / torch.sum(inv_K)
-    inv_N = 1. / N
+    inv_N = 1.0 / N
     for _ in range(sinkhorn_iterations):
         r = inv_K / (Q @ c)
         c = inv_N / (Q.T @ r)
@@ -48,8 +48,9 @@ def official_gh_loss(x, y, stat, l=0.05, sinkhorn_iterations=300):  # noqa: E741
     gamma = 0.1
     q_x = official_sinkhorn(x, l, sinkhorn_iterations, stat)
     q_y = official_sinkhorn(y, l, sinkhorn_iterations, stat)
-    return -torch.mean(torch.sum(q_x * F.log_softmax(y / gamma, dim=1), dim=1)) - \
-        torch.mean(torch.sum(q_y * F.log_softmax(x / gamma, dim=1), dim=1))
+    return -torch.mean(torch.sum(q_x * F.log_softmax(y / gamma, dim=1), dim=1)) - torch.mean(
+        torch.sum(q_y * F.log_softmax(x / gamma, dim=1), dim=1)
+    )
 
 
 def official_etf(A, k):
@@ -61,6 +62,8 @@ def official_w(epoch, warm_up, gh_warm_up):
     if epoch + 1 <= warm_up:
         return 0.0  # plain objective (the GH branch is not taken)
     return 1 * (epoch + 1 - warm_up) / gh_warm_up if epoch + 1 <= warm_up + gh_warm_up else 1
+
+
 # --- end of transcription ---------------------------------------------------------------------------
 
 
@@ -142,8 +145,9 @@ def test_step_is_the_objective_in_the_warm_up_and_adds_gh_after(name, plain):
     warm = TrainingProgress(0, 0, 1, 4, 1)  # warm-up = 2 of 4 epochs
     after = TrainingProgress(2, 2, 1, 4, 1)  # w = 1
     ours, reference = _method(name), _method(plain)
-    torch.testing.assert_close(ours.training_step(images, images.flip(3), indices, warm),
-                               reference.training_step(images, images.flip(3), indices, warm))
+    torch.testing.assert_close(
+        ours.training_step(images, images.flip(3), indices, warm), reference.training_step(images, images.flip(3), indices, warm)
+    )
     torch.testing.assert_close(ours.gh_momentum[:8].norm(dim=1), torch.ones(8))  # epoch 0 stores the logits
     ours, reference = _method(name), _method(plain)
     loss = ours.training_step(images, images.flip(3), indices, after)

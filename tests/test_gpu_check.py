@@ -14,8 +14,10 @@ from bench.records import load_records
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout; tests only
 
-needs_shared = pytest.mark.skipif(not (SHARED_DATA / "cifar10_jpeg" / "cifar10_jpeg_q75.tar.gz").is_file(),
-                                  reason=f"the CIFAR-10 JPEG copy is not in {SHARED_DATA}")
+needs_shared = pytest.mark.skipif(
+    not (SHARED_DATA / "cifar10_jpeg" / "cifar10_jpeg_q75.tar.gz").is_file(),
+    reason=f"the CIFAR-10 JPEG copy is not in {SHARED_DATA}",
+)
 
 
 @needs_shared
@@ -29,8 +31,13 @@ def test_dry_run_does_every_step(tmp_path):
     assert [p["processes"] for p in summary["step2"]["probes"]] == [1, 2]
     records = load_records(out / "results")
     kinds = sorted((r["kind"], r["method"]) for r in records)
-    assert kinds == [("floor", "floor:random_init"), ("floor", "floor:raw_pixels"), ("run", "constant"),
-                     ("run", "cosine_tau"), ("throughput", "throughput")]
+    assert kinds == [
+        ("floor", "floor:random_init"),
+        ("floor", "floor:raw_pixels"),
+        ("run", "constant"),
+        ("run", "cosine_tau"),
+        ("throughput", "throughput"),
+    ]
     runs = [r for r in records if r["kind"] == "run"]
     assert all(r["split"] == 1 and r["config"]["construction"] == "sdclr" for r in runs)
     assert all(set(r["metrics"]) == {"knn1", "knn10", "wknn", "probe_few"} for r in runs)

@@ -31,8 +31,7 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def bench(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, **kwargs)
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True, timeout=600, **kwargs)
 
 
 def runs_of(results: Path) -> dict[tuple, dict]:
@@ -52,7 +51,7 @@ def slurm():
         return
     if os.environ.get("BENCH_REQUIRE_SLURM") == "1":
         pytest.fail("BENCH_REQUIRE_SLURM=1 but Slurm does not answer (sbatch/sinfo); start it with .ci/slurm.sh start")
-    pytest.skip("no Slurm on this machine (sbatch/sinfo); `eval \"$(.ci/slurm.sh start)\"` starts one")
+    pytest.skip('no Slurm on this machine (sbatch/sinfo); `eval "$(.ci/slurm.sh start)"` starts one')
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +91,23 @@ def test_each_job_of_a_grid_plans_exactly_its_own_run_also_for_bracketed_specs(t
     from bench.arguments import build_parser, plan_from_args, run_parser
     from bench.grid import grid_runs, run_argv
 
-    args = build_parser().parse_args(["run", "--methods", "constant,constant[tau=0.1],cosine_tau[tau_min=0.05]",
-                                      "--seeds", "0,1", "--preset", "tiny", "--results-dir", str(tmp_path / "results"),
-                                      "--launcher", "local", "--jobs", "2"])
+    args = build_parser().parse_args(
+        [
+            "run",
+            "--methods",
+            "constant,constant[tau=0.1],cosine_tau[tau_min=0.05]",
+            "--seeds",
+            "0,1",
+            "--preset",
+            "tiny",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--launcher",
+            "local",
+            "--jobs",
+            "2",
+        ]
+    )
     runs = grid_runs(plan_from_args(args))
     assert len({run.run_id for run in runs}) == len(runs) == 6
     assert {run.method for run in runs} == {"constant", "constant[tau=0.1]", "cosine_tau[tau_min=0.05]"}
@@ -124,9 +137,28 @@ def test_local_launcher_gives_the_sequential_records(tmp_path, sequential):
 
 def test_two_concurrent_slurm_launches_give_one_record_per_run_equal_to_the_sequential_ones(tmp_path, slurm, sequential):
     results = tmp_path / "results"
-    launches = [subprocess.Popen([sys.executable, "-m", "bench", "run", *GRID, "--results-dir", str(results),
-                                  "--launcher", "slurm", "--logs-dir", str(tmp_path / f"logs{i}")],
-                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    launches = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "run",
+                *GRID,
+                "--results-dir",
+                str(results),
+                "--launcher",
+                "slurm",
+                "--logs-dir",
+                str(tmp_path / f"logs{i}"),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [launch.communicate(timeout=600) for launch in launches]
     for launch, (out, err) in zip(launches, outputs):
         assert launch.returncode == 0, err[-2000:]
@@ -167,6 +199,7 @@ def test_a_job_signalled_by_slurm_checkpoints_is_requeued_and_resumes_to_the_sam
     checkpoint = next(progress.glob("*.pt"))
     state = torch.load(checkpoint, weights_only=True)  # nothing in it runs code when read
     assert 0 < state["epoch"] < 30
+
     def finished() -> bool:
         # Slurm holds a requeued job back for two minutes (reason BeginTime); let it start now.
         reason = subprocess.run(["squeue", "-h", "-j", job, "-o", "%r"], capture_output=True, text=True).stdout
@@ -184,8 +217,22 @@ def test_a_job_signalled_by_slurm_checkpoints_is_requeued_and_resumes_to_the_sam
 
 def test_a_diverged_job_shows_as_failed_in_status_and_on_the_leaderboard(tmp_path, slurm):
     results = tmp_path / "results"
-    done = bench("run", "--methods", "constant", "--seeds", "0", "--preset", "tiny", "--no-progress", "--lr", "1e30",
-                 "--results-dir", str(results), "--launcher", "slurm")
+    done = bench(
+        "run",
+        "--methods",
+        "constant",
+        "--seeds",
+        "0",
+        "--preset",
+        "tiny",
+        "--no-progress",
+        "--lr",
+        "1e30",
+        "--results-dir",
+        str(results),
+        "--launcher",
+        "slurm",
+    )
     assert done.returncode == 1
     assert "failed: constant on digits_lt seed 0: constant diverged: " in done.stdout
     status = bench("status", "--results-dir", str(results)).stdout
@@ -193,16 +240,33 @@ def test_a_diverged_job_shows_as_failed_in_status_and_on_the_leaderboard(tmp_pat
     failures = (results.parent / "README.md").read_text().split("## Failed runs")[1]
     assert "constant" in failures and "diverged" in failures
     # Resubmitted, the failed run is not retried.
-    again = bench("run", "--methods", "constant", "--seeds", "0", "--preset", "tiny", "--no-progress", "--lr", "1e30",
-                  "--results-dir", str(results), "--launcher", "slurm", "--no-leaderboard")
+    again = bench(
+        "run",
+        "--methods",
+        "constant",
+        "--seeds",
+        "0",
+        "--preset",
+        "tiny",
+        "--no-progress",
+        "--lr",
+        "1e30",
+        "--results-dir",
+        str(results),
+        "--launcher",
+        "slurm",
+        "--no-leaderboard",
+    )
     assert "1 finished or failed already, 0 to run" in again.stdout
     assert len([r for r in load_records(results) if r["kind"] == "run"]) == 1
 
 
 def test_launcher_options_are_checked_with_one_line(tmp_path, capsys):
     results = tmp_path / "results"
-    for extra, message in ((["--launcher", "local", "--jobs", "0"], "--jobs must be at least 1"),
-                           (["--launcher", "slurm", "--sbatch", "account"], "--sbatch 'account' is not KEY=VALUE")):
+    for extra, message in (
+        (["--launcher", "local", "--jobs", "0"], "--jobs must be at least 1"),
+        (["--launcher", "slurm", "--sbatch", "account"], "--sbatch 'account' is not KEY=VALUE"),
+    ):
         if "slurm" in extra and not shutil.which("sbatch"):
             continue
         code = main(["run", "--methods", "constant", *TINY, "--results-dir", str(results), *extra])
@@ -219,8 +283,15 @@ def test_checkpoints_hold_tensors_and_json_and_older_ones_with_numpy_state_still
     generator = torch.Generator().manual_seed(3)
     np.random.seed(5)
     checkpointer = Checkpointer(tmp_path / "run.pt")
-    checkpointer.save({"history": [{"epoch": 1, "loss": 2.5}], "epoch": 1, "epochs": 4, "step": 7,
-                       **random_state(generator, torch.device("cpu"))})
+    checkpointer.save(
+        {
+            "history": [{"epoch": 1, "loss": 2.5}],
+            "epoch": 1,
+            "epochs": 4,
+            "step": 7,
+            **random_state(generator, torch.device("cpu")),
+        }
+    )
     state = torch.load(checkpointer.path, weights_only=True)  # no allowlist needed
     assert isinstance(state["history"], str) and isinstance(state["numpy_rng"]["keys"], torch.Tensor)
     expected = np.random.random(3)
@@ -232,8 +303,16 @@ def test_checkpoints_hold_tensors_and_json_and_older_ones_with_numpy_state_still
     # Before issue 17: numpy's state as a tuple with an array, the history as a list.
     np.random.seed(5)
     old = Checkpointer(tmp_path / "old.pt")
-    torch.save({"history": [{"epoch": 1}], "numpy_rng": np.random.get_state(), "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(), "cuda_rng": None}, old.path)
+    torch.save(
+        {
+            "history": [{"epoch": 1}],
+            "numpy_rng": np.random.get_state(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": None,
+        },
+        old.path,
+    )
     loaded = old.load()
     restore_random_state(loaded, generator, torch.device("cpu"))
     assert np.array_equal(np.random.random(3), expected) and loaded["history"] == [{"epoch": 1}]

@@ -40,7 +40,7 @@ class OfficialSogCLRDRO:
     def forward(self, index, features, epoch):
         contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
         bsz = contrast_feature.shape[0] // 2
-        sim = torch.einsum('i d, j d -> i j', contrast_feature, contrast_feature)
+        sim = torch.einsum("i d, j d -> i j", contrast_feature, contrast_feature)
         pos_sim = torch.cat([torch.diagonal(sim, offset=bsz), torch.diagonal(sim, offset=-bsz)])[:, None]
         tau = self.tau[index].repeat(2)
         sim_d_temps = (sim / tau[:, None]).clone().detach_()
@@ -69,8 +69,9 @@ class OfficialSogCLRDRO:
 def _method(name: str = "isogclr", **overrides):
     torch.manual_seed(0)
     backbone, width = create_backbone("small_cnn")
-    return create_method(name, backbone=backbone, feature_dim=width, temperature_overrides=overrides,
-                         num_train_samples=DATASET_SIZE)
+    return create_method(
+        name, backbone=backbone, feature_dim=width, temperature_overrides=overrides, num_train_samples=DATASET_SIZE
+    )
 
 
 def _progress(epoch: int) -> TrainingProgress:
@@ -142,21 +143,45 @@ def test_record_summary_per_class():
 
 
 def _record(method: str, seed: int, history: list[dict], per_class: dict | None = None) -> dict:
-    record = {"kind": "run", "status": "ok", "method": method, "seed": seed, "dataset": "toy", "history": history,
-              "protocol": {"dataset": "toy"}, "metrics": {}, "method_info": {"name": method}}
+    record = {
+        "kind": "run",
+        "status": "ok",
+        "method": method,
+        "seed": seed,
+        "dataset": "toy",
+        "history": history,
+        "protocol": {"dataset": "toy"},
+        "metrics": {},
+        "method_info": {"name": method},
+    }
     if per_class:
         record["tau_per_class"] = per_class
     return record
 
 
 def test_report_figures_only_where_per_sample_records_exist():
-    quantiles = lambda shift: {"sample_tau_min": 0.05 + shift, "sample_tau_p10": 0.08, "sample_tau_p50": 0.1,  # noqa: E731
-                               "sample_tau_p90": 0.2, "sample_tau_max": 0.4}
+    def quantiles(shift: float) -> dict:
+        return {
+            "sample_tau_min": 0.05 + shift,
+            "sample_tau_p10": 0.08,
+            "sample_tau_p50": 0.1,
+            "sample_tau_p90": 0.2,
+            "sample_tau_max": 0.4,
+        }
+
     runs = [
-        _record("isogclr", 0, [{"epoch": 1, "tau": 0.1, **quantiles(0.0)}, {"epoch": 2, "tau": 0.12, **quantiles(0.02)}],
-                {"class": [0, 1], "count": [50, 5], "mean_tau": [0.2, 0.1]}),
-        _record("isogclr", 1, [{"epoch": 1, "tau": 0.1, **quantiles(0.02)}, {"epoch": 2, "tau": 0.12, **quantiles(0.04)}],
-                {"class": [0, 1], "count": [50, 5], "mean_tau": [0.3, 0.2]}),
+        _record(
+            "isogclr",
+            0,
+            [{"epoch": 1, "tau": 0.1, **quantiles(0.0)}, {"epoch": 2, "tau": 0.12, **quantiles(0.02)}],
+            {"class": [0, 1], "count": [50, 5], "mean_tau": [0.2, 0.1]},
+        ),
+        _record(
+            "isogclr",
+            1,
+            [{"epoch": 1, "tau": 0.1, **quantiles(0.02)}, {"epoch": 2, "tau": 0.12, **quantiles(0.04)}],
+            {"class": [0, 1], "count": [50, 5], "mean_tau": [0.3, 0.2]},
+        ),
         _record("constant", 0, [{"epoch": 1, "tau": 0.2}, {"epoch": 2, "tau": 0.2}]),
     ]
     data = sample_tau_data(runs)

@@ -113,8 +113,12 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_every_import_runs_down_the_layers():
-    wrong = [f"{a} ({layer(a)}) imports {b} ({layer(b)})" for a, targets in graph().items() for b in sorted(targets)
-             if layer(b) != layer(a) and layer(b) not in MAY_IMPORT[layer(a)]]
+    wrong = [
+        f"{a} ({layer(a)}) imports {b} ({layer(b)})"
+        for a, targets in graph().items()
+        for b in sorted(targets)
+        if layer(b) != layer(a) and layer(b) not in MAY_IMPORT[layer(a)]
+    ]
     assert wrong == []
 
 
@@ -141,7 +145,7 @@ def test_there_is_no_import_cycle():
         state[node] = 1
         for target in sorted(edges[node]):
             if state.get(target) == 1:
-                cycle = path[path.index(target):] + [target]
+                cycle = path[path.index(target) :] + [target]
                 raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
             if target not in state:
                 visit(target, path + [target])

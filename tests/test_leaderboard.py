@@ -84,6 +84,7 @@ def test_write_leaderboard_round_trip(results, tmp_path):
 
 # --- the paired comparison with constant ------------------------------------------------------------
 
+
 def _grid_records(directory, method, values, splits=(1, 2, 3, 4, 5)):
     for (seed, split), value in zip([(0, s) for s in splits], values):
         record = fake_record(method, seed, value, value)

@@ -36,15 +36,13 @@ def test_weights_equal_liblinear_at_tight_tolerance(digits, rows):
     np.testing.assert_allclose(ours.weight.numpy(), reference.coef_, atol=1e-5)
     np.testing.assert_allclose(ours.bias.numpy(), reference.intercept_, atol=1e-5)
     ours_obj = _objective(ours.weight.numpy(), ours.bias.numpy(), reference.classes_, x, y)
-    np.testing.assert_allclose(ours_obj, _objective(reference.coef_, reference.intercept_, reference.classes_, x, y),
-                               rtol=1e-9)
+    np.testing.assert_allclose(ours_obj, _objective(reference.coef_, reference.intercept_, reference.classes_, x, y), rtol=1e-9)
 
 
 def test_predictions_equal_linearsvc_as_the_protocol_called_it(digits):
     x, y = digits
     train, test = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
-    ours = linear_probe_predict(torch.from_numpy(x[train]).float(), torch.from_numpy(y[train]),
-                                torch.from_numpy(x[test]).float())
+    ours = linear_probe_predict(torch.from_numpy(x[train]).float(), torch.from_numpy(y[train]), torch.from_numpy(x[test]).float())
     # The call the TS probe made until this solver replaced it (bench/evaluation.py, now bench/evaluation/linear.py, history).
     sklearn = LinearSVC(C=1.0, dual="auto", max_iter=5000, random_state=0).fit(x[train].astype(np.float32), y[train])
     np.testing.assert_array_equal(ours, sklearn.predict(x[test].astype(np.float32)))

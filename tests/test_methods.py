@@ -43,8 +43,12 @@ def test_cosine_schedule_matches_the_official_half_period_form():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"tau_min": 0.0}, "tau_min must be > 0"), ({"tau_max": -1}, "tau_max must be > 0"),
-     ({"tau_min": 0.5, "tau_max": 0.2}, "must not exceed"), ({"period": 0}, "positive number of epochs")],
+    [
+        ({"tau_min": 0.0}, "tau_min must be > 0"),
+        ({"tau_max": -1}, "tau_max must be > 0"),
+        ({"tau_min": 0.5, "tau_max": 0.2}, "must not exceed"),
+        ({"period": 0}, "positive number of epochs"),
+    ],
 )
 def test_cosine_schedule_refuses_bad_parameters(kwargs, message):
     with pytest.raises(UserError, match=message):

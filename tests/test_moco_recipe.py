@@ -45,8 +45,11 @@ def test_split_batchnorm_normalises_each_of_8_groups_with_its_own_statistics():
     assert torch.allclose(split.running_mean, 0.1 * means.mean(0), atol=1e-6)
     assert split.running_mean.shape == (4,)  # a BatchNorm2d's state_dict
     split.eval()
-    assert torch.allclose(split(x), nn.functional.batch_norm(x, split.running_mean, split.running_var, split.weight,
-                                                             split.bias, False, 0.0, split.eps), atol=1e-6)
+    assert torch.allclose(
+        split(x),
+        nn.functional.batch_norm(x, split.running_mean, split.running_var, split.weight, split.bias, False, 0.0, split.eps),
+        atol=1e-6,
+    )
 
 
 def test_split_batchnorm_runs_on_batches_not_divisible_by_8():
@@ -176,7 +179,15 @@ def _layer_list(head: nn.Module) -> list[str]:
 def test_sdclr_head_is_sdclrs_three_layer_dual_bn_head():
     # resnet_prune_multibn.py proj_head(ch, 128), twoLayerProj=False: fc1-bn1-relu-fc2-bn2-relu-fc3-bn3.
     assert _layer_list(make("sdclr").projection_head) == [
-        "fc(128,128,bias)", "bn-dual", "relu", "fc(128,128,nobias)", "bn-dual", "relu", "fc(128,128,nobias)", "bn-dual"]
+        "fc(128,128,bias)",
+        "bn-dual",
+        "relu",
+        "fc(128,128,nobias)",
+        "bn-dual",
+        "relu",
+        "fc(128,128,nobias)",
+        "bn-dual",
+    ]
 
 
 def test_sdclr_2layer_is_the_two_layer_head_of_bcls_reimplementation():

@@ -8,8 +8,9 @@ from bench.errors import UserError
 
 
 def _run(tmp_path, monitor_every):
-    plan = runner.plan(["cosine_tau"], "digits_lt", [0], "tiny", {"epochs": 3, "monitor_every": monitor_every}, "cpu",
-                       tmp_path / "results")
+    plan = runner.plan(
+        ["cosine_tau"], "digits_lt", [0], "tiny", {"epochs": 3, "monitor_every": monitor_every}, "cpu", tmp_path / "results"
+    )
     record = runner.execute(plan, runner.load_all(plan), show_progress=False, log=lambda line: None)[-1]
     assert record["kind"] == "run"
     return record

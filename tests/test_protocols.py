@@ -12,14 +12,22 @@ import torch
 from bench import runner
 from bench.cli import main
 from bench.errors import UserError
-from bench.evaluation import (EVAL_SUITES, balanced_subsample, evaluate, parse_eval, sgd_linear_probe_predict)
+from bench.evaluation import EVAL_SUITES, balanced_subsample, evaluate, parse_eval, sgd_linear_probe_predict
 from datasets import DATASETS, create_dataset
 from datasets.cifar import sdclr_split_paths
 
 
 def test_the_grid_is_splits_by_seeds_by_methods(tmp_path):
-    plan = runner.plan(["constant", "cosine_tau"], "cifar10_lt", [0, 1], "tiny", {"construction": "sdclr"}, "cpu",
-                       tmp_path / "results", splits=[1, 2, 3])
+    plan = runner.plan(
+        ["constant", "cosine_tau"],
+        "cifar10_lt",
+        [0, 1],
+        "tiny",
+        {"construction": "sdclr"},
+        "cpu",
+        tmp_path / "results",
+        splits=[1, 2, 3],
+    )
     assert len(plan.configs) == 12 and plan.splits == [1, 2, 3]
     assert sorted({(c.split, c.seed) for c in plan.configs}) == [(s, seed) for s in (1, 2, 3) for seed in (0, 1)]
     assert {plan.datasets[s].split for s in (1, 2, 3)} == {1, 2, 3}
@@ -44,18 +52,21 @@ def test_default_constructions_keep_the_protocol_key_of_existing_records(tmp_pat
     assert set(cifar.configs[0].protocol_key()) == {"dataset", "backbone", "epochs", "batch_size", "evaluation"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--splits", "1-5"], "digits_lt --construction ldam has no published splits"),
-    (["--dataset", "cifar10_lt", "--splits", "1-5"], "use --construction sdclr"),
-    (["--dataset", "cifar10_lt", "--construction", "sdclr", "--splits", "7"], "has splits 1..5, not 7"),
-    (["--dataset", "cifar10_lt", "--construction", "lt"], "its constructions are: ldam, sdclr"),
-    (["--eval", "sdclr"], "needs the dataset's balanced probe sets"),
-    (["--eval", "knn3"], "unknown --eval 'knn3'"),
-    (["--dataset", "cifar10_lt", "--rho", "10"], "--rho: cifar10_lt has a fixed long tail"),
-    (["--splits", "a"], "--splits 'a' is not a list of integers"),
-    (["--dataset", "cifar10_lt", "--construction", "sdclr"], "pass --data-root DIR"),
-    (["--dataset", "folder", "--preset", "paper"], "unknown preset 'paper' for folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--splits", "1-5"], "digits_lt --construction ldam has no published splits"),
+        (["--dataset", "cifar10_lt", "--splits", "1-5"], "use --construction sdclr"),
+        (["--dataset", "cifar10_lt", "--construction", "sdclr", "--splits", "7"], "has splits 1..5, not 7"),
+        (["--dataset", "cifar10_lt", "--construction", "lt"], "its constructions are: ldam, sdclr"),
+        (["--eval", "sdclr"], "needs the dataset's balanced probe sets"),
+        (["--eval", "knn3"], "unknown --eval 'knn3'"),
+        (["--dataset", "cifar10_lt", "--rho", "10"], "--rho: cifar10_lt has a fixed long tail"),
+        (["--splits", "a"], "--splits 'a' is not a list of integers"),
+        (["--dataset", "cifar10_lt", "--construction", "sdclr"], "pass --data-root DIR"),
+        (["--dataset", "folder", "--preset", "paper"], "unknown preset 'paper' for folder"),
+    ],
+)
 def test_protocol_mistakes_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, message):
     code = main(["run", "--methods", "constant", *args, "--results-dir", str(tmp_path / "results"), "--no-progress"])
     lines = capsys.readouterr().err.strip().splitlines()
@@ -69,8 +80,24 @@ def test_a_tampered_split_file_stops_the_cli_before_anything_is_written(shared_d
         (root / "split" / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(shared_data / "splits" / path, root / "split" / path)
     (root / "split" / sdclr_split_paths(10, 3)["few"]).write_bytes(b"not the published file")
-    code = main(["run", "--dataset", "cifar10_lt", "--construction", "sdclr", "--splits", "3", "--data-root", str(root),
-                 "--methods", "constant", "--results-dir", str(tmp_path / "results"), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--dataset",
+            "cifar10_lt",
+            "--construction",
+            "sdclr",
+            "--splits",
+            "3",
+            "--data-root",
+            str(root),
+            "--methods",
+            "constant",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--no-progress",
+        ]
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "split3_S_b.npy has SHA-256" in lines[0]
     assert not (tmp_path / "results").exists()
@@ -79,8 +106,15 @@ def test_a_tampered_split_file_stops_the_cli_before_anything_is_written(shared_d
 def test_paper_presets_are_the_published_recipes():
     for name in ("cifar10_lt", "cifar100_lt"):
         paper = DATASETS.get(name).presets["paper"]
-        assert (paper.backbone, paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.warmup_epochs,
-                paper.temperature_period) == ("resnet18_cifar", 2000, 512, 0.5, 1e-4, 10, 400)
+        assert (
+            paper.backbone,
+            paper.epochs,
+            paper.batch_size,
+            paper.lr,
+            paper.weight_decay,
+            paper.warmup_epochs,
+            paper.temperature_period,
+        ) == ("resnet18_cifar", 2000, 512, 0.5, 1e-4, 10, 400)
         assert "cpu" in DATASETS.get(name).presets
     paper = DATASETS.get("imagenet100_lt").presets["paper"]
     assert (paper.backbone, paper.epochs, paper.batch_size, paper.temperature_period) == ("resnet50", 800, 256, 400)
@@ -97,6 +131,7 @@ def test_list_presets_prints_every_preset(capsys):
 
 
 # --- evaluation protocols ---------------------------------------------------------------------------
+
 
 def test_parse_eval_expands_suites_in_order():
     assert parse_eval("ts") == ("knn1", "knn10", "linear_fs", "linear")
@@ -137,8 +172,9 @@ def test_evaluate_runs_the_ts_and_sdclr_protocols_per_group():
     probe_x, probe_y = _blobs([12, 12, 12, 12], seed=2)
     groups = np.array(["many", "many", "medium", "few"])
     protocols = ("knn1", "knn10", "linear_fs", "linear", "probe_full", "probe_few")
-    out = evaluate(x, y, xt, yt, 4, groups, protocols=protocols,
-                   probe_sets={"full": (probe_x, probe_y), "few": (probe_x[::3], probe_y[::3])})
+    out = evaluate(
+        x, y, xt, yt, 4, groups, protocols=protocols, probe_sets={"full": (probe_x, probe_y), "few": (probe_x[::3], probe_y[::3])}
+    )
     for name in protocols:
         assert out[name]["overall"] == pytest.approx(100.0) and out[name]["few"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="probe sets"):
@@ -171,12 +207,22 @@ def test_runs_probe_on_raw_features_and_vote_on_normalised_ones(monkeypatch):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(24, 8, 8, 3), dtype=np.uint8)
     labels = np.repeat([0, 1], 12)
-    data = LongTailData(name="toy", train_images=images, train_labels=labels, test_images=images, test_labels=labels,
-                        class_names=["a", "b"], groups=np.array(["many", "few"]), construction="toy", source="test",
-                        probe_sets={"full": ProbeSet("toy", lambda: (images, labels))})
+    data = LongTailData(
+        name="toy",
+        train_images=images,
+        train_labels=labels,
+        test_images=images,
+        test_labels=labels,
+        class_names=["a", "b"],
+        groups=np.array(["many", "few"]),
+        construction="toy",
+        source="test",
+        probe_sets={"full": ProbeSet("toy", lambda: (images, labels))},
+    )
     spec = AugmentationSpec(input_size=8)
-    config = resolve_config(TrainPreset("t", "small_cnn", 1, 4), "constant", "toy", 0, "cpu", spec,
-                            {"eval_protocols": ("knn1", "probe_full")})
+    config = resolve_config(
+        TrainPreset("t", "small_cnn", 1, 4), "constant", "toy", 0, "cpu", spec, {"eval_protocols": ("knn1", "probe_full")}
+    )
     seen = {}
     monkeypatch.setattr(runner, "evaluate", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs) or {})
     encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 16))
@@ -228,11 +274,12 @@ def test_a_registered_protocol_is_one_class_that_eval_evaluate_and_records_pick_
         y = np.array([0, 0, 0, 1])
         out = evaluate(np.eye(4), y, np.eye(4), y, 2, np.array(["many", "few"]), protocols=("test_majority_class",))
         assert out["test_majority_class"]["overall"] == 50.0 and out["test_majority_class"]["few"] == 0.0
-        assert runner._evaluation_descriptions(type("C", (), {"eval_protocols": ("test_majority_class",)})(),
-                                               type("D", (), {"probe_sets": {}})()) == {
-            "test_majority_class": "the most frequent training label for every test image"}
-        with pytest.raises(UserError, match="protocols: knn1, knn10, wknn, linear, linear_fs, probe_full, probe_few, "
-                                            "test_majority_class"):
+        assert runner._evaluation_descriptions(
+            type("C", (), {"eval_protocols": ("test_majority_class",)})(), type("D", (), {"probe_sets": {}})()
+        ) == {"test_majority_class": "the most frequent training label for every test image"}
+        with pytest.raises(
+            UserError, match="protocols: knn1, knn10, wknn, linear, linear_fs, probe_full, probe_few, test_majority_class"
+        ):
             parse_eval("nope")
     finally:
         PROTOCOLS._entries.pop("test_majority_class")
@@ -255,14 +302,20 @@ def test_weighted_knn_k_is_200_or_the_rarest_class_whichever_is_smaller():
     out = evaluate(train, labels, query, np.array([1]), 2, np.array(["many", "few"]), protocols=("wknn",))
     assert out["wknn"]["few"] == 100.0  # k = 5: the tail class wins
 
-    described = runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)),
-                                                 SimpleNamespace(probe_sets={}, train_labels=labels))
-    assert described == {"wknn": "weighted kNN, k=min(200, rarest class)=5, t=0.1 "
-                                 "(lightly.utils.benchmarking.knn_predict), class-averaged"}
+    described = runner._evaluation_descriptions(
+        SimpleNamespace(eval_protocols=("wknn",)), SimpleNamespace(probe_sets={}, train_labels=labels)
+    )
+    assert described == {
+        "wknn": "weighted kNN, k=min(200, rarest class)=5, t=0.1 (lightly.utils.benchmarking.knn_predict), class-averaged"
+    }
     many = SimpleNamespace(probe_sets={}, train_labels=np.repeat([0, 1, 2], [900, 400, 250]))
-    assert "k=min(200, rarest class)=200, t=0.1" in runner._evaluation_descriptions(
-        SimpleNamespace(eval_protocols=("wknn",)), many)["wknn"]
+    assert (
+        "k=min(200, rarest class)=200, t=0.1"
+        in runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)), many)["wknn"]
+    )
     digits = create_dataset("digits_lt").load()  # the case issue 15 names: 503 training images, 12 in the rarest class
     assert (len(digits.train_labels), np.bincount(digits.train_labels).min()) == (503, 12)
-    assert "k=min(200, rarest class)=12," in runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)),
-                                                                             digits)["wknn"]
+    assert (
+        "k=min(200, rarest class)=12,"
+        in runner._evaluation_descriptions(SimpleNamespace(eval_protocols=("wknn",)), digits)["wknn"]
+    )

@@ -32,8 +32,9 @@ INFO = {
 KINDS = ("tau", "differences", "per_class", "training")
 
 
-def make_record(dataset: str, method: str, seed: int, overall: float, few: float, speed: float | None = 100.0,
-                kind: str | None = None) -> dict:
+def make_record(
+    dataset: str, method: str, seed: int, overall: float, few: float, speed: float | None = 100.0, kind: str | None = None
+) -> dict:
     """A record as ``bench run`` writes it, reduced to what the report reads; kNN@10 only."""
     kind = kind or ("floor" if method.startswith("floor:") else "run")
     per_class = [overall + 4, overall + 3, overall, overall - 1, few, few]
@@ -50,21 +51,40 @@ def make_record(dataset: str, method: str, seed: int, overall: float, few: float
             history.append(row)
     description, citation = INFO.get(method, (f"{method} description", None))
     return {
-        "schema_version": SCHEMA_VERSION, "kind": kind, "status": "ok", "method": method, "dataset": dataset,
-        "seed": seed, "split": None, "config": {},
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "status": "ok",
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "split": None,
+        "config": {},
         "protocol": {"dataset": dataset, "backbone": "small_cnn", "epochs": 5, "batch_size": 32, "evaluation": "knn10"},
-        "data": {"class_counts": COUNTS, "groups": GROUPS, "construction": "ldam(n_max=100, rho=10, seed=0)",
-                 "image_shape": [8, 8, 1]},
+        "data": {
+            "class_counts": COUNTS,
+            "groups": GROUPS,
+            "construction": "ldam(n_max=100, rho=10, seed=0)",
+            "image_shape": [8, 8, 1],
+        },
         "metrics": {"knn10": {"overall": overall, "many": overall + 3, "medium": overall, "few": few, "per_class": per_class}},
         "history": history,
         "throughput": {"images_per_s": speed} if speed and kind == "run" else {},
-        "environment": {"hardware": HARDWARE[seed], "python": "3.11.7", "packages": {"torch": "2.14.1"},
-                        "git_commit": f"{seed:01d}" * 40},
+        "environment": {
+            "hardware": HARDWARE[seed],
+            "python": "3.11.7",
+            "packages": {"torch": "2.14.1"},
+            "git_commit": f"{seed:01d}" * 40,
+        },
         "command": f"python -m bench run --dataset {dataset} --seeds 0-2",
         # A record written today carries its method's current recipe version (none for floors).
-        "method_info": {"name": method, "description": description, **({"citation": citation} if citation else {}),
-                        **({"recipe_version": current_recipe_version(method)} if kind == "run" else {})},
-        "started_at": f"2026-11-2{seed}T10:00:00+00:00", "finished_at": f"2026-11-2{seed}T10:05:00+00:00",
+        "method_info": {
+            "name": method,
+            "description": description,
+            **({"citation": citation} if citation else {}),
+            **({"recipe_version": current_recipe_version(method)} if kind == "run" else {}),
+        },
+        "started_at": f"2026-11-2{seed}T10:00:00+00:00",
+        "finished_at": f"2026-11-2{seed}T10:05:00+00:00",
     }
 
 
@@ -102,30 +122,57 @@ def write_fixture(results: Path) -> None:
             results,
         )
     write_record(make_record("alpha_lt", "constant", 0, 0.0, 0.0, speed=100.0, kind="throughput") | {"metrics": {}}, results)
-    write_record(benchmark_record("2026-11-20T10:00:00+00:00", [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], "cpu: AMD EPYC x2 threads"),
-                 results)
-    write_record(benchmark_record("2026-11-25T10:00:00+00:00", [0.9, 0.91, 0.89, 0.9, 0.92, 0.88],
-                                  "cpu: AMD EPYC (family 23, AVX2) x2 threads"), results)
+    write_record(
+        benchmark_record("2026-11-20T10:00:00+00:00", [1.0, 1.01, 0.99, 1.0, 1.02, 0.98], "cpu: AMD EPYC x2 threads"), results
+    )
+    write_record(
+        benchmark_record(
+            "2026-11-25T10:00:00+00:00", [0.9, 0.91, 0.89, 0.9, 0.92, 0.88], "cpu: AMD EPYC (family 23, AVX2) x2 threads"
+        ),
+        results,
+    )
 
 
 def benchmark_record(finished_at: str, cosine: list[float], hardware: str) -> dict:
     """A `bench throughput` record (bench/throughput.py's layout, reduced): constant and cosine_tau
     interleaved, on a 2-thread AMD EPYC whose label gained detail between the two measurements."""
+
     def variant(ratios: list[float]) -> dict:
         speeds = [100.0 * r for r in ratios]
-        summary = lambda values: {"median": sorted(values)[len(values) // 2], "min": min(values), "max": max(values),  # noqa: E731
-                                  "per_repeat": values}
-        return {"images_per_s": summary(speeds), "ratio_to_constant": summary(ratios), "data_path": "device",
-                "data_fraction": 0.1, "peak_memory": None}
+
+        def summary(values: list[float]) -> dict:
+            return {"median": sorted(values)[len(values) // 2], "min": min(values), "max": max(values), "per_repeat": values}
+
+        return {
+            "images_per_s": summary(speeds),
+            "ratio_to_constant": summary(ratios),
+            "data_path": "device",
+            "data_fraction": 0.1,
+            "peak_memory": None,
+        }
 
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "throughput", "status": "ok", "method": "throughput", "dataset": "alpha_lt",
-        "seed": 0, "split": None, "metrics": {}, "finished_at": finished_at,
+        "schema_version": SCHEMA_VERSION,
+        "kind": "throughput",
+        "status": "ok",
+        "method": "throughput",
+        "dataset": "alpha_lt",
+        "seed": 0,
+        "split": None,
+        "metrics": {},
+        "finished_at": finished_at,
         "command": "python -m bench throughput --dataset alpha_lt",
         "config": {"backbone": "small_cnn", "batch_size": 32, "repeats": 6, "steps": 20, "interleaving": "step"},
         "throughput": {"variants": {"constant": variant([1.0] * 6), "cosine_tau": variant(cosine)}},
-        "environment": {"hardware": hardware, "device": "cpu", "cpu": "AMD EPYC", "cpu_count": 2, "gpu": None,
-                        "git_commit": "a" * 40, **({"cpu_capability": "AVX2"} if "AVX2" in hardware else {})},
+        "environment": {
+            "hardware": hardware,
+            "device": "cpu",
+            "cpu": "AMD EPYC",
+            "cpu_count": 2,
+            "gpu": None,
+            "git_commit": "a" * 40,
+            **({"cpu_capability": "AVX2"} if "AVX2" in hardware else {}),
+        },
     }
 
 
@@ -171,8 +218,10 @@ def test_table_has_inline_differences_with_holm_p_and_the_balance_column(built):
     assert "+3.0 [+2.4, +3.6] p 0.0092 *" in row
     # many / medium / few = o + 3, o, o - 27 per seed: population std sqrt((11² + 8² + 19²) / 3) = 13.5, every seed.
     assert row.rstrip(" |").endswith("13.5 ± 0.0")
-    assert ("Holm families: 8 comparisons, 5 methods against the floors; MDD at n 3: 0.8 pp on kNN@10 overall "
-            "(std of paired differences 0.2 pp)") in alpha
+    assert (
+        "Holm families: 8 comparisons, 5 methods against the floors; MDD at n 3: 0.8 pp on kNN@10 overall "
+        "(std of paired differences 0.2 pp)"
+    ) in alpha
 
 
 def test_a_table_below_its_floors_is_not_informative_and_draws_no_claim(built):

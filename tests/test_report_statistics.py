@@ -53,8 +53,15 @@ def test_balancedness_is_the_population_std_of_the_three_groups():
 
 
 def _env(label: str, capability: str | None = None, count: int = 2, threads: int = 2) -> dict:
-    return {"hardware": label, "device": "cpu", "cpu": "AMD EPYC", "cpu_count": count, "gpu": None,
-            "torch_threads": threads, **({"cpu_capability": capability} if capability else {})}
+    return {
+        "hardware": label,
+        "device": "cpu",
+        "cpu": "AMD EPYC",
+        "cpu_count": count,
+        "gpu": None,
+        "torch_threads": threads,
+        **({"cpu_capability": capability} if capability else {}),
+    }
 
 
 def test_one_label_per_machine_from_the_stored_cpu_facts():
@@ -64,8 +71,10 @@ def test_one_label_per_machine_from_the_stored_cpu_facts():
     bare = {"environment": {"hardware": "cpu: mystery"}, "finished_at": "2026-12-05T00:00:00+00:00"}
     migrated = with_canonical_hardware([old, new, other, bare])
     assert [r["environment"]["hardware"] for r in migrated] == [
-        "cpu: AMD EPYC (family 23, AVX2) x2 threads", "cpu: AMD EPYC (family 23, AVX2) x2 threads",
-        "cpu: AMD EPYC x4 threads", "cpu: mystery",  # another machine; a record without facts keeps its label
+        "cpu: AMD EPYC (family 23, AVX2) x2 threads",
+        "cpu: AMD EPYC (family 23, AVX2) x2 threads",
+        "cpu: AMD EPYC x4 threads",
+        "cpu: mystery",  # another machine; a record without facts keeps its label
     ]
     assert migrated[0]["environment"]["hardware_recorded"] == "cpu: AMD EPYC x2 threads"
     assert old["environment"]["hardware"] == "cpu: AMD EPYC x2 threads"  # the record itself is not edited
@@ -74,15 +83,21 @@ def test_one_label_per_machine_from_the_stored_cpu_facts():
 def test_detailed_labels_are_kept_and_a_coarse_one_that_could_be_two_machines_is_not_guessed():
     old = {"environment": _env("cpu: AMD EPYC x2 threads"), "finished_at": "2026-11-28T00:00:00+00:00"}
     f23 = {"environment": _env("cpu: AMD EPYC (family 23, AVX2) x2 threads", "AVX2"), "finished_at": "2026-12-04T00:00:00+00:00"}
-    f25 = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x2 threads", "AVX512"),
-           "finished_at": "2026-12-05T00:00:00+00:00"}
-    one = {"environment": _env("cpu: AMD EPYC (family 25, AVX512) x1 threads", "AVX512", threads=1),
-           "finished_at": "2026-12-06T00:00:00+00:00"}
+    f25 = {
+        "environment": _env("cpu: AMD EPYC (family 25, AVX512) x2 threads", "AVX512"),
+        "finished_at": "2026-12-05T00:00:00+00:00",
+    }
+    one = {
+        "environment": _env("cpu: AMD EPYC (family 25, AVX512) x1 threads", "AVX512", threads=1),
+        "finished_at": "2026-12-06T00:00:00+00:00",
+    }
     migrated = with_canonical_hardware([old, f23, f25, one])
     # A newer 1-thread run never relabels a 2-thread measurement, nor a family-25 VM a family-23 one.
     assert [r["environment"]["hardware"] for r in migrated] == [
-        "cpu: AMD EPYC x2 threads", "cpu: AMD EPYC (family 23, AVX2) x2 threads",
-        "cpu: AMD EPYC (family 25, AVX512) x2 threads", "cpu: AMD EPYC (family 25, AVX512) x1 threads",
+        "cpu: AMD EPYC x2 threads",
+        "cpu: AMD EPYC (family 23, AVX2) x2 threads",
+        "cpu: AMD EPYC (family 25, AVX512) x2 threads",
+        "cpu: AMD EPYC (family 25, AVX512) x1 threads",
     ]
     # The throughput page leaves out the unplaced older measurement, not the newer coarse one of a 4-core VM.
     newer_elsewhere = {"environment": _env("cpu: AMD EPYC x4 threads", count=4), "finished_at": "2026-11-01T00:00:00+00:00"}
@@ -101,16 +116,29 @@ def _record(method: str, seed: int, overall: float, few: float, kind: str = "run
     counts = [COUNTS[i] for i in order]
     per_class = [overall + (5 if c >= 60 else 0 if c >= 15 else few - overall) for c in counts]
     return {
-        "schema_version": 3, "kind": kind, "status": "ok", "method": method, "dataset": "toy_lt", "seed": seed,
-        "split": None, "config": {"method": method.split("[")[0]} if kind == "run" else {},
+        "schema_version": 3,
+        "kind": kind,
+        "status": "ok",
+        "method": method,
+        "dataset": "toy_lt",
+        "seed": seed,
+        "split": None,
+        "config": {"method": method.split("[")[0]} if kind == "run" else {},
         "protocol": {"dataset": "toy_lt", "backbone": "small_cnn", "epochs": 20, "batch_size": 32, "evaluation": "knn10"},
-        "data": {"class_counts": counts, "class_to_rank_version": 2, "construction": "ldam(n_max=120, rho=30, seed=%d)" % seed,
-                 "image_shape": [28, 28, 1]},
+        "data": {
+            "class_counts": counts,
+            "class_to_rank_version": 2,
+            "construction": "ldam(n_max=120, rho=30, seed=%d)" % seed,
+            "image_shape": [28, 28, 1],
+        },
         "metrics": {"knn10": {"overall": overall, "many": overall + 5, "medium": overall, "few": few, "per_class": per_class}},
         "history": [{"epoch": 1, "loss": 1.0, "tau": 0.2}],
         "environment": {"hardware": "cpu: test", "git_commit": "c" * 40},
-        "method_info": {"name": method.split("[")[0], "description": f"{method.split('[')[0]} description",
-                        **({"temperature": f"constant tau = {method[13:-1]}"} if "[tau=" in method else {})},
+        "method_info": {
+            "name": method.split("[")[0],
+            "description": f"{method.split('[')[0]} description",
+            **({"temperature": f"constant tau = {method[13:-1]}"} if "[tau=" in method else {}),
+        },
     }
 
 
@@ -122,14 +150,26 @@ def tuned() -> list[dict]:
 def tuned_records() -> list[dict]:
     """toy_lt, 5 seeds: constant[tau=0.1] the best constant; cosine_tau above constant, below the best constant."""
     rows = {
-        "constant": (80.0, 50.0), "constant[tau=0.1]": (83.0, 56.0), "constant[tau=0.5]": (78.0, 45.0),
-        "cosine_tau": (82.0, 55.0), "learnable_tau": (83.2, 56.3),
-        "floor:raw_pixels": (60.0, 30.0), "floor:random_init": (55.0, 25.0),
+        "constant": (80.0, 50.0),
+        "constant[tau=0.1]": (83.0, 56.0),
+        "constant[tau=0.5]": (78.0, 45.0),
+        "cosine_tau": (82.0, 55.0),
+        "learnable_tau": (83.2, 56.3),
+        "floor:raw_pixels": (60.0, 30.0),
+        "floor:random_init": (55.0, 25.0),
     }
     jitter = [0.0, 0.3, -0.2, 0.1, -0.15]
-    return [_record(m, seed, o + 2 * seed + jitter[(seed + i) % 5], f + 2 * seed + jitter[(seed + 2 * i) % 5],
-                    "floor" if m.startswith("floor:") else "run")
-            for i, (m, (o, f)) in enumerate(rows.items()) for seed in range(5)]
+    return [
+        _record(
+            m,
+            seed,
+            o + 2 * seed + jitter[(seed + i) % 5],
+            f + 2 * seed + jitter[(seed + 2 * i) % 5],
+            "floor" if m.startswith("floor:") else "run",
+        )
+        for i, (m, (o, f)) in enumerate(rows.items())
+        for seed in range(5)
+    ]
 
 
 def test_the_best_constant_is_the_second_reference_of_every_strategy(tuned):
@@ -147,8 +187,10 @@ def test_the_best_constant_is_the_second_reference_of_every_strategy(tuned):
     assert "cosine_tau vs constant: overall better" in line and "; vs constant[tau=0.1] (best constant): overall worse" in line
     assert "learnable_tau vs constant: overall better (+3.2 pp" in line
     # Better than constant 0.2 but not than the best constant: the claim is not supported.
-    assert ("These runs do not support the claim that the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023) at "
-            "this setting (few-shot: vs constant better beyond the noise, vs constant[tau=0.1] worse beyond the noise)") in line
+    assert (
+        "These runs do not support the claim that the cosine schedule of tau helps the tail (Kukleva et al., ICLR 2023) at "
+        "this setting (few-shot: vs constant better beyond the noise, vs constant[tau=0.1] worse beyond the noise)"
+    ) in line
     assert "| constant[tau=0.5] " in markdown and "| constant[tau=0.1] " in markdown
     # The methods list says what a bracketed row ran, not only its class's default text.
     assert "- `constant[tau=0.1]`: constant description; this row overrides it: constant tau = 0.1" in markdown

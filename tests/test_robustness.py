@@ -25,7 +25,10 @@ TINY = ["--methods", "cosine_tau", "--preset", "tiny", "--epochs", "30", "--seed
 def bench(results: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bench", "run", *TINY, "--results-dir", str(results), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -126,12 +129,26 @@ def nan_method():
 
 def test_a_nan_stops_the_run_keeps_a_failed_record_and_the_leaderboard_lists_it(tmp_path, capsys, nan_method):
     results = tmp_path / "board" / "results"
-    code = main(["run", "--methods", f"constant,{nan_method}", "--preset", "tiny", "--epochs", "3",
-                 "--results-dir", str(results), "--no-progress"])
+    code = main(
+        [
+            "run",
+            "--methods",
+            f"constant,{nan_method}",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "3",
+            "--results-dir",
+            str(results),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {nan_method} diverged: loss is nan in epoch 1 at step 5 (record kept as failed: {results}/"
-                      + errors[0].split(f"{results}/")[1]]
+    assert errors == [
+        f"error: {nan_method} diverged: loss is nan in epoch 1 at step 5 (record kept as failed: {results}/"
+        + errors[0].split(f"{results}/")[1]
+    ]
     failed = [r for r in load_records(results) if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["method"] == nan_method and "epoch 1 at step 5" in failed[0]["failure"]
     board = (results.parent / "README.md").read_text()
@@ -144,8 +161,19 @@ def _write_many(directory: str, tag: str) -> None:
     from bench.records import write_record as write
 
     for seed in range(25):
-        write({"schema_version": SCHEMA_VERSION, "kind": "run", "method": tag, "dataset": "d", "seed": seed,
-               "config": {}, "metrics": {}, "padding": "x" * 20000}, Path(directory))
+        write(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "run",
+                "method": tag,
+                "dataset": "d",
+                "seed": seed,
+                "config": {},
+                "metrics": {},
+                "padding": "x" * 20000,
+            },
+            Path(directory),
+        )
 
 
 def test_two_processes_writing_records_at_once_lose_nothing(tmp_path):
@@ -163,10 +191,19 @@ def test_two_processes_writing_records_at_once_lose_nothing(tmp_path):
 
 def test_a_corrupted_record_does_not_stop_the_leaderboard(tmp_path, capsys):
     results = tmp_path / "results"
-    write_record({"schema_version": SCHEMA_VERSION, "kind": "run", "method": "constant", "dataset": "d", "seed": 0,
-                  "config": {}, "protocol": {"dataset": "d", "backbone": "b", "epochs": 1, "batch_size": 2,
-                                             "evaluation": "knn10"},
-                  "metrics": {"knn10": {"overall": 50.0, "many": 1.0, "medium": 2.0, "few": 3.0}}}, results)
+    write_record(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "run",
+            "method": "constant",
+            "dataset": "d",
+            "seed": 0,
+            "config": {},
+            "protocol": {"dataset": "d", "backbone": "b", "epochs": 1, "batch_size": 2, "evaluation": "knn10"},
+            "metrics": {"knn10": {"overall": 50.0, "many": 1.0, "medium": 2.0, "few": 3.0}},
+        },
+        results,
+    )
     (results / "truncated.json").write_text('{"schema_version": 2, "kind": "ru')
     with pytest.warns(UserWarning, match="truncated.json"):
         assert main(["leaderboard", "--results-dir", str(results)]) == 0
@@ -174,8 +211,15 @@ def test_a_corrupted_record_does_not_stop_the_leaderboard(tmp_path, capsys):
 
 
 def test_version_1_records_still_load():
-    record = {"schema_version": 1, "kind": "run", "method": "constant", "dataset": "digits_lt", "seed": 0,
-              "config": {"method": "constant", "seed": 0, "epochs": 200}, "metrics": {}}
+    record = {
+        "schema_version": 1,
+        "kind": "run",
+        "method": "constant",
+        "dataset": "digits_lt",
+        "seed": 0,
+        "config": {"method": "constant", "seed": 0, "epochs": 200},
+        "metrics": {},
+    }
     from bench.records import migrate
 
     upgraded = migrate(json.loads(json.dumps(record)))

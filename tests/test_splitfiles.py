@@ -35,7 +35,7 @@ def test_registry_knows_every_shared_split_file_by_checksum(shared_data):
     for line in (shared_data / "SHA256SUMS").read_text().splitlines():
         digest, path = line.split()
         if path.startswith("./splits/"):
-            listed[path[len("./splits/"):]] = digest
+            listed[path[len("./splits/") :]] = digest
     assert len(listed) == 42
     for path, digest in listed.items():
         assert SPLIT_FILES[path].sha256 == digest, path
@@ -140,6 +140,7 @@ def test_a_train_list_without_a_known_checksum_is_checked_by_size(tmp_path):
 
 
 # --- ImageNet lists -------------------------------------------------------------------------------
+
 
 def test_imagenet100_lt_lists_parse_to_the_published_sizes(shared_data):
     folder = shared_data / "splits" / "imagenet-100"

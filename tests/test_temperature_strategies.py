@@ -12,8 +12,14 @@ import torch
 from bench.errors import UserError
 from methods import METHODS, STRATEGIES, create_method, get_method_class
 from methods.losses import cosine_similarity_matrix, nt_xent_per_view
-from methods.temperature import (ConstantTemperature, CosineTemperature, LearnableTemperature, PairwiseCosineTemperature,
-                                 TemperatureStrategy, TrainingProgress)
+from methods.temperature import (
+    ConstantTemperature,
+    CosineTemperature,
+    LearnableTemperature,
+    PairwiseCosineTemperature,
+    TemperatureStrategy,
+    TrainingProgress,
+)
 
 PROGRESS = TrainingProgress(epoch=0, step=0, steps_per_epoch=1, total_epochs=1, temperature_period=1)
 
@@ -130,8 +136,11 @@ def test_a_strategys_overridable_parameters_are_its_constructors_arguments():
 
 
 def test_an_objective_right_of_the_plus_is_refused_with_one_line():
-    with pytest.raises(UserError, match="'moco' is an objective, not a temperature strategy; .* one of: constant, "
-                                        "cosine_tau, dystress, isogclr, learnable_tau"):
+    with pytest.raises(
+        UserError,
+        match="'moco' is an objective, not a temperature strategy; .* one of: constant, "
+        "cosine_tau, dystress, isogclr, learnable_tau",
+    ):
         get_method_class("sdclr+moco")
     with pytest.raises(UserError, match="unknown temperature strategy 'cosine'"):
         get_method_class("sdclr+cosine")

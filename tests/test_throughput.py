@@ -22,8 +22,20 @@ from bench.throughput import Variant, measure, run_throughput
 @pytest.fixture(scope="module")
 def record(tmp_path_factory):
     results = tmp_path_factory.mktemp("speed") / "results"
-    return run_throughput(["cosine_tau"], "digits_lt", "tiny", steps=2, repeats=6, warmup=1, batch_size=16,
-                          device="cpu", results_dir=results, data_path="both", num_workers=0, log=lambda _: None)
+    return run_throughput(
+        ["cosine_tau"],
+        "digits_lt",
+        "tiny",
+        steps=2,
+        repeats=6,
+        warmup=1,
+        batch_size=16,
+        device="cpu",
+        results_dir=results,
+        data_path="both",
+        num_workers=0,
+        log=lambda _: None,
+    )
 
 
 def test_record_has_every_variant_and_pairwise_ratios(record):
@@ -91,12 +103,15 @@ def test_the_report_draws_a_benchmark_figure_per_dataset_with_one_panel_per_hard
     assert f"commit `{record['environment']['git_commit'][:12]}`" in page
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--steps", "0"], "--steps"),
-    (["--repeats", "0"], "--repeats"),
-    (["--methods", "nope"], "nope"),
-    (["--data-path", "disk"], "--data-path"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "0"], "--steps"),
+        (["--repeats", "0"], "--repeats"),
+        (["--methods", "nope"], "nope"),
+        (["--data-path", "disk"], "--data-path"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
     code = main(["throughput", "--device", "cpu", "--results-dir", str(tmp_path / "r"), *args])
     err = capsys.readouterr().err.strip().splitlines()
@@ -122,13 +137,16 @@ def test_median_interval_needs_six_values():
     assert median_interval([1.0]) is None
 
 
-@pytest.mark.parametrize("ratios, verdict", [
-    ([0.99, 1.0, 1.01] * 4, "within 2 % of constant"),
-    ([0.80, 0.79, 0.81] * 4, "slower than constant by 20 %"),
-    ([1.10, 1.09, 1.11] * 4, "faster than constant by 10 %"),
-    ([0.90, 1.0, 1.10] * 4, "not resolved to 2 % by this measurement"),
-    ([1.0] * 5, "too few repeats for a 95 % interval"),
-])
+@pytest.mark.parametrize(
+    "ratios, verdict",
+    [
+        ([0.99, 1.0, 1.01] * 4, "within 2 % of constant"),
+        ([0.80, 0.79, 0.81] * 4, "slower than constant by 20 %"),
+        ([1.10, 1.09, 1.11] * 4, "faster than constant by 10 %"),
+        ([0.90, 1.0, 1.10] * 4, "not resolved to 2 % by this measurement"),
+        ([1.0] * 5, "too few repeats for a 95 % interval"),
+    ],
+)
 def test_cost_verdict(ratios, verdict):
     assert cost_verdict(ratios) == verdict
 
@@ -141,9 +159,9 @@ def test_measure_interleaves_step_by_step_and_rotates_every_round():
 
     variants = [variant("constant"), variant("b"), variant("c", settle=4)]
     result = measure(variants, steps=3, repeats=2, warmup=2, batch_size=8, device=torch.device("cpu"), log=lambda _: None)
-    warmup, timed = calls[:2 + 2 + 4], calls[8:]
+    warmup, timed = calls[: 2 + 2 + 4], calls[8:]
     assert warmup == ["constant"] * 2 + ["b"] * 2 + ["c"] * 4  # settle_steps overrides a shorter --warmup
-    rounds = [timed[i:i + 3] for i in range(0, len(timed), 3)]
+    rounds = [timed[i : i + 3] for i in range(0, len(timed), 3)]
     assert rounds == [["constant", "b", "c"], ["b", "c", "constant"], ["c", "constant", "b"]] * 2
     assert all(len(v["images_per_s"]["per_repeat"]) == 2 for v in result["variants"].values())
 
@@ -161,6 +179,7 @@ def test_bcl_variant_hands_live_strengths_to_its_data_at_every_epoch_start(per_i
         real(method, source)
         if method.augmentation_strength() is not None:
             handed.append(method.augmentation_strength().clone())
+
     monkeypatch.setattr(throughput, "hand_sample_strength", spy)
     plan = runner.plan(["bcl"], "digits_lt", [0], "tiny", {"batch_size": 64}, "cpu", Path("unused"))
     data = runner.load_data(plan)

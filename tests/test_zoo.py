@@ -22,8 +22,7 @@ def progress(epoch: int = 0) -> TrainingProgress:
 def make(name: str, image_size: int = 16, num_train_samples: int = 1000):
     torch.manual_seed(0)
     backbone, dim = create_backbone("small_cnn")
-    return create_method(name, backbone=backbone, feature_dim=dim, num_train_samples=num_train_samples,
-                         image_size=image_size)
+    return create_method(name, backbone=backbone, feature_dim=dim, num_train_samples=num_train_samples, image_size=image_size)
 
 
 def train_steps(method, steps: int, lr: float = 0.5, epoch: int = 0) -> None:

@@ -11,8 +11,13 @@ per many / medium / few group.
 
 from bench.evaluation.features import extract_features, features_of
 from bench.evaluation.knn import WKNN_K, WKNN_T, knn_majority_predict, knn_majority_predict_many, knn_weighted_predict
-from bench.evaluation.linear import (PROBE_BATCH_SIZE, PROBE_INIT_STD, balanced_subsample, linear_probe_predict,
-                                     sgd_linear_probe_predict)
+from bench.evaluation.linear import (
+    PROBE_BATCH_SIZE,
+    PROBE_INIT_STD,
+    balanced_subsample,
+    linear_probe_predict,
+    sgd_linear_probe_predict,
+)
 from bench.evaluation.protocols import FS_PROBE_SET, PROTOCOLS, EvaluationProtocol, evaluate, register_protocol
 from bench.evaluation.scoring import class_accuracies, group_report
 from bench.evaluation.suites import EVAL_SUITES, parse_eval

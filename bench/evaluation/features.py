@@ -82,8 +82,15 @@ def extract_features(
     return torch.cat(chunks, dim=0)
 
 
-def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles], spec: AugmentationSpec,
-                device: torch.device, num_workers: int = 0, batch_size: int = 512, normalize: bool = True) -> torch.Tensor:
+def features_of(
+    encoder: torch.nn.Module,
+    images: Union[np.ndarray, ImageFiles],
+    spec: AugmentationSpec,
+    device: torch.device,
+    num_workers: int = 0,
+    batch_size: int = 512,
+    normalize: bool = True,
+) -> torch.Tensor:
     """Frozen features (:func:`extract_features`; L2-normalised unless ``normalize``
     is off) of arrays or files.
 
@@ -93,10 +100,23 @@ def features_of(encoder: torch.nn.Module, images: Union[np.ndarray, ImageFiles],
     """
     if not isinstance(images, ImageFiles):
         preprocess = EvalPreprocess(spec)
-        return extract_features(encoder, torch.from_numpy(images), lambda batch: preprocess(batch.to(device)), device,
-                                batch_size=batch_size, normalize=normalize)
-    loader = DataLoader(EvalFiles(images, lightly_eval_transform(spec)), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
-    chunks = [extract_features(encoder, batch, lambda x: x.to(device), device, batch_size=len(batch), normalize=normalize)
-              for batch in loader]
+        return extract_features(
+            encoder,
+            torch.from_numpy(images),
+            lambda batch: preprocess(batch.to(device)),
+            device,
+            batch_size=batch_size,
+            normalize=normalize,
+        )
+    loader = DataLoader(
+        EvalFiles(images, lightly_eval_transform(spec)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    chunks = [
+        extract_features(encoder, batch, lambda x: x.to(device), device, batch_size=len(batch), normalize=normalize)
+        for batch in loader
+    ]
     return torch.cat(chunks) if chunks else torch.zeros(0)

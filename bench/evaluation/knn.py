@@ -30,8 +30,9 @@ WKNN_T = 0.1
 _MAX_BLOCK_ELEMENTS = 2**25
 
 
-def _knn_inputs(train_feats: ArrayLike, train_labels: ArrayLike, test_feats: ArrayLike, k: int,
-                num_classes: Optional[int], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.device, int]:
+def _knn_inputs(
+    train_feats: ArrayLike, train_labels: ArrayLike, test_feats: ArrayLike, k: int, num_classes: Optional[int], device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.device, int]:
     """Validated kNN inputs: train and test features, labels, the class count, the device, and k capped
     at the training set's size (every point votes when k exceeds it)."""
     if k < 1:
@@ -93,8 +94,9 @@ def knn_majority_predict(
     Returns:
         (M,) int64 numpy array of predicted labels.
     """
-    return knn_majority_predict_many(train_feats, train_labels, test_feats, (k,), num_classes=num_classes,
-                                     device=device, chunk_size=chunk_size)[k]
+    return knn_majority_predict_many(
+        train_feats, train_labels, test_feats, (k,), num_classes=num_classes, device=device, chunk_size=chunk_size
+    )[k]
 
 
 def knn_majority_predict_many(

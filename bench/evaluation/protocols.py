@@ -117,8 +117,14 @@ class MajorityVote(EvaluationProtocol):
             # kNN@1 and kNN@10 share one distance matrix; its time counts for the first of them.
             voters = [PROTOCOLS.get(p) for p in inputs.protocols]
             ks = tuple(sorted({v.k for v in voters if issubclass(v, MajorityVote)}))
-            shared["majority"] = knn_majority_predict_many(inputs.train_feats, inputs.train_labels, inputs.test_feats, ks,
-                                                           num_classes=inputs.num_classes, device=inputs.device)
+            shared["majority"] = knn_majority_predict_many(
+                inputs.train_feats,
+                inputs.train_labels,
+                inputs.test_feats,
+                ks,
+                num_classes=inputs.num_classes,
+                device=inputs.device,
+            )
         return shared["majority"][self.k]
 
 
@@ -135,8 +141,10 @@ class KNN10(MajorityVote):
 
 
 def _wknn_description(k_used: str) -> str:
-    return (f"weighted kNN, k=min({WKNN_K}, rarest class){k_used}, t={WKNN_T:g} (lightly.utils.benchmarking.knn_predict), "
-            "class-averaged")
+    return (
+        f"weighted kNN, k=min({WKNN_K}, rarest class){k_used}, t={WKNN_T:g} (lightly.utils.benchmarking.knn_predict), "
+        "class-averaged"
+    )
 
 
 @register_protocol("wknn")
@@ -156,16 +164,24 @@ class WeightedKNN(EvaluationProtocol):
         return _wknn_description(f"={self.k_for(data.train_labels)}")
 
     def predict(self, inputs: FrozenFeatures, shared: dict[str, Any]) -> np.ndarray:
-        return knn_weighted_predict(inputs.train_feats, inputs.train_labels, inputs.test_feats, inputs.num_classes,
-                                    k=self.k_for(inputs.train_labels), device=inputs.device)
+        return knn_weighted_predict(
+            inputs.train_feats,
+            inputs.train_labels,
+            inputs.test_feats,
+            inputs.num_classes,
+            k=self.k_for(inputs.train_labels),
+            device=inputs.device,
+        )
 
 
 @register_protocol("linear")
 class LinearLT(EvaluationProtocol):
     """TS's "LT" probe: LinearSVC's problem on the whole long-tail training set."""
 
-    description = (f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on the whole long-tail train "
-                   "features, class-averaged (TS 'LT')")
+    description = (
+        f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on the whole long-tail train "
+        "features, class-averaged (TS 'LT')"
+    )
 
     def predict(self, inputs: FrozenFeatures, shared: dict[str, Any]) -> np.ndarray:
         return linear_probe_predict(inputs.train_feats, inputs.train_labels, inputs.test_feats, inputs.seed)
@@ -176,14 +192,18 @@ class LinearFS(EvaluationProtocol):
     """TS's "FS" probe: LinearSVC on the dataset's few-shot list where it publishes one (the probe set
     ``"fs"``), else on a class-balanced subsample of the long-tail training set."""
 
-    description = (f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on a class-balanced subsample of "
-                   "the long-tail train features, n = smallest class count per class, class-averaged (TS 'FS')")
+    description = (
+        f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on a class-balanced subsample of "
+        "the long-tail train features, n = smallest class count per class, class-averaged (TS 'FS')"
+    )
 
     def describe(self, data: Any) -> str:
         if FS_PROBE_SET not in data.probe_sets:
             return self.description
-        return (f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on the features of the dataset's few-shot "
-                f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')")
+        return (
+            f"linear probe, sklearn LinearSVC(C=1.0)'s problem ({SOLVER}) on the features of the dataset's few-shot "
+            f"list ({data.probe_sets[FS_PROBE_SET].description}), class-averaged (TS 'FS')"
+        )
 
     def probe_sets_used(self, available: Collection[str]) -> set[str]:
         return {FS_PROBE_SET} & set(available)
@@ -193,8 +213,10 @@ class LinearFS(EvaluationProtocol):
             fs_feats, fs_labels = inputs.probe_sets[FS_PROBE_SET]
             return linear_probe_predict(fs_feats, fs_labels, inputs.test_feats, inputs.seed)
         subset = torch.as_tensor(balanced_subsample(inputs.train_labels, inputs.seed))
-        feats, labels = (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-                         for x in (inputs.train_feats, inputs.train_labels))
+        feats, labels = (
+            x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+            for x in (inputs.train_feats, inputs.train_labels)
+        )
         return linear_probe_predict(feats[subset], labels[subset], inputs.test_feats, inputs.seed)
 
 
@@ -209,14 +231,17 @@ class SDCLRProbe(EvaluationProtocol):
     def predict(self, inputs: FrozenFeatures, shared: dict[str, Any]) -> np.ndarray:
         probe_feats, probe_labels = inputs.probe_sets[self.probe_set]  # type: ignore[index]
         test = inputs.test_feats if inputs.probe_test_feats is None else inputs.probe_test_feats
-        return sgd_linear_probe_predict(probe_feats, probe_labels, test, inputs.num_classes, self.epochs, self.milestones,
-                                        inputs.seed, device=inputs.device)
+        return sgd_linear_probe_predict(
+            probe_feats, probe_labels, test, inputs.num_classes, self.epochs, self.milestones, inputs.seed, device=inputs.device
+        )
 
 
 def _sdclr_probe_description(shot: str, trained_on: str, epochs: int, milestones: tuple[int, ...]) -> str:
-    return (f"SDCLR {shot} linear probe: nn.Linear (init N(0, 0.01), bias 0), SGD lr 30, batch 128, {epochs} epochs, "
-            f"decays at {'/'.join(map(str, milestones))}, on raw (unnormalised) frozen features of {trained_on} "
-            "(extracted once, no augmentation; last epoch), class-averaged")
+    return (
+        f"SDCLR {shot} linear probe: nn.Linear (init N(0, 0.01), bias 0), SGD lr 30, batch 128, {epochs} epochs, "
+        f"decays at {'/'.join(map(str, milestones))}, on raw (unnormalised) frozen features of {trained_on} "
+        "(extracted once, no augmentation; last epoch), class-averaged"
+    )
 
 
 @register_protocol("probe_full")
@@ -279,8 +304,9 @@ def evaluate(
     if groups_arr.size != num_classes:
         raise ValueError(f"groups has {groups_arr.size} entries for {num_classes} classes")
 
-    inputs = FrozenFeatures(train_feats, train_labels, test_feats, num_classes, seed, device, dict(probe_sets or {}),
-                            probe_test_feats, protocols)
+    inputs = FrozenFeatures(
+        train_feats, train_labels, test_feats, num_classes, seed, device, dict(probe_sets or {}), probe_test_feats, protocols
+    )
     results: dict[str, dict[str, Any]] = {}
     timing: dict[str, float] = {}
     shared: dict[str, Any] = {}

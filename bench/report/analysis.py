@@ -113,8 +113,10 @@ def analyse(frame: pd.DataFrame) -> TableAnalysis:
         for m in methods:
             tests = [analysis.floor_tests[(m, f)] for f in floors]
             untestable = any(t["p"] is None for t in tests)
-            analysis.gate[m] = {"mean": min(t["mean"] if t["mean"] is not None else -np.inf for t in tests),
-                                "p": None if untestable else max(t["p"] for t in tests)}
+            analysis.gate[m] = {
+                "mean": min(t["mean"] if t["mean"] is not None else -np.inf for t in tests),
+                "p": None if untestable else max(t["p"] for t in tests),
+            }
         _adjust(analysis.gate)
     spreads = [r["sd"] for (m, ref, g), r in analysis.comparisons.items() if ref == BASELINE and g == "overall" and r["sd"]]
     n = max((r["n"] for r in analysis.comparisons.values()), default=0)

@@ -50,8 +50,16 @@ def _draw_tau(fig: MplFigure, data: dict[str, Any]) -> None:
         label = method + (" (mean, 10-90 % band)" if "p10" in entry else "")
         # Markers spaced and offset per method: on overlapping curves each method's markers stay visible.
         every = max(len(entry["epoch"]) // 8, 1)
-        ax.plot(entry["epoch"], entry["tau"], color=colours[method], label=label, markersize=4,
-                markevery=(index % every, every), linewidth=1.5, **_style(index))
+        ax.plot(
+            entry["epoch"],
+            entry["tau"],
+            color=colours[method],
+            label=label,
+            markersize=4,
+            markevery=(index % every, every),
+            linewidth=1.5,
+            **_style(index),
+        )
         if "p10" in entry:
             ax.fill_between(entry["band_epoch"], entry["p10"], entry["p90"], color=colours[method], alpha=0.2, linewidth=0)
     ax.set(xlabel="epoch", ylabel="tau", title="Temperature over training (mean over repeats; every method drawn)")
@@ -65,10 +73,12 @@ def _draw_sample_tau(fig: MplFigure, data: dict[str, Any]) -> None:
     for method, entry in data["per_sample"].items():
         colour = colours[method]
         ax.plot(entry["epoch"], entry["p50"], color=colour, label=f"{method}: median of the per-sample taus")
-        ax.fill_between(entry["epoch"], entry["p10"], entry["p90"], color=colour, alpha=0.3, linewidth=0,
-                        label=f"{method}: 10-90 %")
-        ax.fill_between(entry["epoch"], entry["min"], entry["max"], color=colour, alpha=0.1, linewidth=0,
-                        label=f"{method}: min-max")
+        ax.fill_between(
+            entry["epoch"], entry["p10"], entry["p90"], color=colour, alpha=0.3, linewidth=0, label=f"{method}: 10-90 %"
+        )
+        ax.fill_between(
+            entry["epoch"], entry["min"], entry["max"], color=colour, alpha=0.1, linewidth=0, label=f"{method}: min-max"
+        )
     for method, entry in data["others"].items():
         ax.plot(entry["epoch"], entry["tau"], color=colours[method], linestyle=":", label=method)
     ax.set(xlabel="epoch", ylabel="tau", title="Per-sample temperatures over training (mean over repeats)")
@@ -81,8 +91,11 @@ def _draw_tau_by_class(fig: MplFigure, data: dict[str, Any]) -> None:
     for method, entry in data["methods"].items():
         ax.plot(entry["count"], entry["tau"], marker="o", markersize=3, color=colours[method], label=method)
     ax.set_xscale("log")
-    ax.set(xlabel="training images of the class (log)", ylabel="final mean tau of the class",
-           title="Final per-sample temperature against class size (mean over repeats)")
+    ax.set(
+        xlabel="training images of the class (log)",
+        ylabel="final mean tau of the class",
+        title="Final per-sample temperature against class size (mean over repeats)",
+    )
     _legend(ax)
 
 
@@ -115,12 +128,24 @@ def _draw_per_class(fig: MplFigure, data: dict[str, Any]) -> None:
     for index, (method, entry) in enumerate(data["methods"].items()):
         # Dodged on the log axis so that error bars of one class size do not sit on top of each other.
         shift = 1.012 ** (index - (count - 1) / 2)
-        ax.errorbar([c * shift for c in entry["count"]], entry["accuracy"], yerr=entry["std"], fmt=MARKERS[index % len(MARKERS)],
-                    markersize=4, capsize=2, linestyle="none", color=colours[method],
-                    mfc="none" if entry["floor"] else colours[method], label=method)
+        ax.errorbar(
+            [c * shift for c in entry["count"]],
+            entry["accuracy"],
+            yerr=entry["std"],
+            fmt=MARKERS[index % len(MARKERS)],
+            markersize=4,
+            capsize=2,
+            linestyle="none",
+            color=colours[method],
+            mfc="none" if entry["floor"] else colours[method],
+            label=method,
+        )
     ax.set_xscale("log")
-    ax.set(xlabel="training images of the class (log)", ylabel=f"{data['metric']} accuracy (%)",
-           title="Per-class accuracy against class size (mean ± std over records; floors hollow)")
+    ax.set(
+        xlabel="training images of the class (log)",
+        ylabel=f"{data['metric']} accuracy (%)",
+        title="Per-class accuracy against class size (mean ± std over records; floors hollow)",
+    )
     _legend(ax)
 
 
@@ -132,8 +157,10 @@ def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
     axes = fig.subplots(len(rows), 2, squeeze=False, width_ratios=(2, 1))
     tolerance = data["tolerance"]
     for (hardware, panel), row in zip(rows.items(), axes):
-        for ax, group, title in ((row[0], "methods", f"{hardware}: methods (band: {BASELINE} ±{100 * tolerance:g} %)"),
-                                 (row[1], "references", "reference paths")):
+        for ax, group, title in (
+            (row[0], "methods", f"{hardware}: methods (band: {BASELINE} ±{100 * tolerance:g} %)"),
+            (row[1], "references", "reference paths"),
+        ):
             entry = panel[group]
             names = entry["variants"]
             y = np.arange(len(names))[::-1]
@@ -146,8 +173,9 @@ def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
                 ax.axvspan(1 - tolerance, 1 + tolerance, color="C2", alpha=0.15, linewidth=0)
             ax.set_yticks(y, names, fontsize="small")
             ax.set_title(title, fontsize="small")
-            ax.set_xlabel(f"images/s ÷ {BASELINE}'s" + (" (median, 95 % interval)" if group == "methods" else ""),
-                          fontsize="small")
+            ax.set_xlabel(
+                f"images/s ÷ {BASELINE}'s" + (" (median, 95 % interval)" if group == "methods" else ""), fontsize="small"
+            )
             if not names:
                 ax.set_axis_off()
     fig.suptitle("bench throughput: each variant against constant, interleaved step by step")
@@ -161,21 +189,32 @@ def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
         axes[0].plot(entry["epoch"], entry["value"], color=colours[method], marker=".", label=f"{method}: all classes")
         few = data["few"].get(method)
         if few:
-            axes[0].plot(few["epoch"], few["value"], color=colours[method], linestyle="--", marker=".",
-                         label=f"{method}: few-shot")
+            axes[0].plot(
+                few["epoch"], few["value"], color=colours[method], linestyle="--", marker=".", label=f"{method}: few-shot"
+            )
     axes[0].set(xlabel="epoch", ylabel="kNN@10 on the test set (%)")
     axes[0].legend(fontsize="x-small", loc="best")
     for index, (method, entry) in enumerate(data["tau"].items()):
-        axes[1].plot(entry["epoch"], entry["value"], color=colours.get(method, "grey"), linestyle=STYLES[index % len(STYLES)],
-                     linewidth=1, label=method)
+        axes[1].plot(
+            entry["epoch"],
+            entry["value"],
+            color=colours.get(method, "grey"),
+            linestyle=STYLES[index % len(STYLES)],
+            linewidth=1,
+            label=method,
+        )
     axes[1].set(xlabel="epoch", ylabel="tau")
     fig.suptitle("Monitored kNN@10 over training, tau beside it (mean over repeats)")
 
 
 DRAW: dict[str, Callable[[MplFigure, dict[str, Any]], None]] = {
-    "tau": _draw_tau, "sample_tau": _draw_sample_tau, "tau_by_class": _draw_tau_by_class,
-    "differences": _draw_differences, "per_class": _draw_per_class,
-    "training": _draw_training, "benchmark": _draw_benchmark,
+    "tau": _draw_tau,
+    "sample_tau": _draw_sample_tau,
+    "tau_by_class": _draw_tau_by_class,
+    "differences": _draw_differences,
+    "per_class": _draw_per_class,
+    "training": _draw_training,
+    "benchmark": _draw_benchmark,
 }
 
 

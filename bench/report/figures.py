@@ -270,8 +270,11 @@ def protocol_figures(protocol_id: str, records: list[dict[str, Any]]) -> list[Fi
         ("tau", "tau over training", tau_data(records)),
         ("sample_tau", "per-sample temperatures over training", sample_tau_data(records)),
         ("tau_by_class", "final per-sample temperature against class size", tau_by_class_data(records)),
-        ("differences", "difference to constant with 95 % intervals, overall and per class group",
-         differences_data(scored, metric) if metric else {}),
+        (
+            "differences",
+            "difference to constant with 95 % intervals, overall and per class group",
+            differences_data(scored, metric) if metric else {},
+        ),
         ("per_class", "per-class accuracy against class size", per_class_data(records, metric) if metric else {}),
         ("training", "kNN@10 over training, with tau", training_data(records)),
     ]

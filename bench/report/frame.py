@@ -17,8 +17,15 @@ from bench.keys import BASELINE, EXTERNAL_KIND, FLOOR_PREFIX, GROUPS, protocol_i
 from bench.records import successful
 from bench.report.recipes import method_label
 
-METRIC_LABELS = {"knn1": "kNN@1", "knn10": "kNN@10", "wknn": "wkNN", "linear": "Linear", "linear_fs": "Linear FS",
-                 "probe_full": "Probe full", "probe_few": "Probe few"}
+METRIC_LABELS = {
+    "knn1": "kNN@1",
+    "knn10": "kNN@10",
+    "wknn": "wkNN",
+    "linear": "Linear",
+    "linear_fs": "Linear FS",
+    "probe_full": "Probe full",
+    "probe_few": "Probe few",
+}
 GROUPED_METRIC = "knn10"  # the metric whose many / medium / few split the tables show
 ACCURACY_KINDS = ("run", "floor", EXTERNAL_KIND)  # record kinds that the accuracy tables compare
 
@@ -45,8 +52,10 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if not frame.empty:
         # One repeat = one (seed, split) pair; "-" stands for "no split" so the key is hashable and sortable.
-        frame["repeat"] = [f"{seed}/{'-' if split is None or pd.isna(split) else int(split)}"
-                           for seed, split in zip(frame["seed"], frame["split"])]
+        frame["repeat"] = [
+            f"{seed}/{'-' if split is None or pd.isna(split) else int(split)}"
+            for seed, split in zip(frame["seed"], frame["split"])
+        ]
     return frame
 
 
@@ -80,10 +89,20 @@ def _construction(text: str) -> str:
 def setting(protocol: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """What a verdict is about: dataset, construction, backbone, epochs and resolution (from the
     records' ``data``), e.g. ``digits_lt (ldam rho 10), small_cnn, 200 epochs, 8x8 px``."""
-    constructions = sorted({_construction(str((r.get("data") or {}).get("construction")))
-                            for r in records if (r.get("data") or {}).get("construction")})
-    shapes = sorted({"x".join(str(v) for v in (r.get("data") or {})["image_shape"][:2])
-                     for r in records if (r.get("data") or {}).get("image_shape")})
+    constructions = sorted(
+        {
+            _construction(str((r.get("data") or {}).get("construction")))
+            for r in records
+            if (r.get("data") or {}).get("construction")
+        }
+    )
+    shapes = sorted(
+        {
+            "x".join(str(v) for v in (r.get("data") or {})["image_shape"][:2])
+            for r in records
+            if (r.get("data") or {}).get("image_shape")
+        }
+    )
     dataset = str(protocol.get("dataset", "?")) + (f" ({', '.join(constructions)})" if constructions else "")
     epochs = f"{protocol['epochs']} epochs" if "epochs" in protocol else "external encoders"
     resolution = f", {', '.join(shapes)} px" if shapes else ""

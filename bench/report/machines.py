@@ -69,6 +69,11 @@ def superseded_coarse_removed(records: list[dict[str, Any]]) -> list[dict[str, A
         key = machine_key(record)
         if key is not None and _detailed(record):
             newest_detailed[key] = max(newest_detailed.get(key, ""), str(record.get("finished_at") or ""))
-    return [r for r in records
-            if _detailed(r) or (key := machine_key(r)) is None or key not in newest_detailed
-            or str(r.get("finished_at") or "") > newest_detailed[key]]
+    return [
+        r
+        for r in records
+        if _detailed(r)
+        or (key := machine_key(r)) is None
+        or key not in newest_detailed
+        or str(r.get("finished_at") or "") > newest_detailed[key]
+    ]

@@ -72,8 +72,9 @@ def commits_line(records: list[dict[str, Any]]) -> str:
     for record in records:
         commit = str((record.get("environment") or {}).get("git_commit") or UNKNOWN)
         rows.setdefault(commit, set()).add(method_label(record))
-    text = "; ".join(f"{_commit(c) if c != UNKNOWN else UNKNOWN} ({', '.join(method_order(sorted(m)))})"
-                     for c, m in sorted(rows.items()))
+    text = "; ".join(
+        f"{_commit(c) if c != UNKNOWN else UNKNOWN} ({', '.join(method_order(sorted(m)))})" for c, m in sorted(rows.items())
+    )
     dirty = sum(c.endswith("-dirty") for c in rows)
     warnings = ([f"rows span {len(rows)} commits"] if len(rows) > 1 else []) + ([f"{dirty} dirty"] if dirty else [])
     flag = f" **Warning: {', '.join(warnings)}; rerun at one clean commit before reading differences.**" if warnings else ""

@@ -42,9 +42,11 @@ PROTOCOL_DOCUMENT = Path(__file__).resolve().parents[2] / "leaderboard" / "PROTO
 
 def protocol_note(link: str) -> str:
     """The paragraph under the header that points at the protocol document and says what is not implemented."""
-    return (f"Official code followed and every deviation: [PROTOCOL.md]({link}); not implemented: BCL-D and BCL's own "
-            "linear probe. A label ending in `(vN recipe)` marks records of an older recipe of that method (PROTOCOL.md, "
-            "\"Versions\"): a row of their own, never averaged with the current version's.\n")
+    return (
+        f"Official code followed and every deviation: [PROTOCOL.md]({link}); not implemented: BCL-D and BCL's own "
+        "linear probe. A label ending in `(vN recipe)` marks records of an older recipe of that method (PROTOCOL.md, "
+        '"Versions"): a row of their own, never averaged with the current version\'s.\n'
+    )
 
 
 def _by_protocol(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -67,8 +69,9 @@ def _figure_links(figures_dir: str) -> Callable[[str, list[dict[str, Any]]], lis
     return links
 
 
-def render_report(records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR,
-                  protocol_link: str = PROTOCOL_DOCUMENT.name) -> str:
+def render_report(
+    records: list[dict[str, Any]], figures_dir: str = FIGURES_DIR, protocol_link: str = PROTOCOL_DOCUMENT.name
+) -> str:
     """The README's markdown; ``figures_dir`` (default ``figures``) is the link prefix of figures,
     ``protocol_link`` the link to the protocol document (default: beside the README)."""
     records = with_canonical_hardware(records)
@@ -141,8 +144,10 @@ def external_problems(records: list[dict[str, Any]]) -> list[str]:
         if record.get("kind") == EXTERNAL_KIND:
             sha = str((record.get("weights") or {}).get("sha256", ""))
             if not external_table:
-                problems.append(f"{name}: an external encoder's record outside the external encoders' table (its protocol "
-                                f"lacks encoder: {EXTERNAL_KIND})")
+                problems.append(
+                    f"{name}: an external encoder's record outside the external encoders' table (its protocol "
+                    f"lacks encoder: {EXTERNAL_KIND})"
+                )
             if (
                 len(sha) != 64
                 or not str(record.get("method", "")).startswith(EXTERNAL_PREFIX)

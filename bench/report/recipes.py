@@ -33,8 +33,13 @@ def _own_constant(node: ast.ClassDef, name: str) -> Any:
 
 def _registered_name(node: ast.ClassDef) -> str | None:
     for decorator in node.decorator_list:
-        if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id == "register_method"
-                and decorator.args and isinstance(decorator.args[0], ast.Constant)):
+        if (
+            isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Name)
+            and decorator.func.id == "register_method"
+            and decorator.args
+            and isinstance(decorator.args[0], ast.Constant)
+        ):
             return str(decorator.args[0].value)
     return None
 

@@ -52,8 +52,15 @@ def paired_difference(method_values: pd.Series, baseline_values: pd.Series) -> d
         return {"n": n, "mean": mean, "sd": sd, "low": mean, "high": mean, "p": p, "significant": p < SIGNIFICANCE_LEVEL}
     half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     p = float(stats.ttest_rel(joined["m"].to_numpy(dtype=float), joined["b"].to_numpy(dtype=float)).pvalue)
-    return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half, "p": p,
-            "significant": p < SIGNIFICANCE_LEVEL}
+    return {
+        "n": n,
+        "mean": mean,
+        "sd": sd,
+        "low": mean - half,
+        "high": mean + half,
+        "p": p,
+        "significant": p < SIGNIFICANCE_LEVEL,
+    }
 
 
 def holm(p_values: Sequence[Optional[float]]) -> list[Optional[float]]:

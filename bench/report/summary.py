@@ -45,23 +45,32 @@ def _comparison(analysis: TableAnalysis, method: str, reference: str) -> str:
     failing = [m for m in (method, reference) if not analysis.beats_floors(m)]
     if failing:
         return f"vs {name}: not read ({' and '.join(failing)} not above both floors)"
-    parts = [f"{group} {verdict(result).replace(' beyond the noise', '')} ({_numbers(result)})"
-             for group in ("overall", "few") if (result := analysis.comparisons.get((method, reference, group)))]
+    parts = [
+        f"{group} {verdict(result).replace(' beyond the noise', '')} ({_numbers(result)})"
+        for group in ("overall", "few")
+        if (result := analysis.comparisons.get((method, reference, group)))
+    ]
     return f"vs {name}: " + ", ".join(parts)
 
 
 def _claim(analysis: TableAnalysis) -> str:
     references = [BASELINE] + ([analysis.best_constant] if analysis.best_constant not in (None, BASELINE) else [])
     results = [analysis.comparisons.get((SCHEDULE, ref, "few")) for ref in references]
-    if SCHEDULE not in analysis.strategies or any(r is None for r in results) or not all(
-            analysis.beats_floors(m) for m in (SCHEDULE, *references)):
+    if (
+        SCHEDULE not in analysis.strategies
+        or any(r is None for r in results)
+        or not all(analysis.beats_floors(m) for m in (SCHEDULE, *references))
+    ):
         return ""
     if all(verdict(r) == "better beyond the noise" for r in results):
         return f" These runs support the claim that {CLAIM} at this setting."
     read = ", ".join(f"vs {ref} {verdict(r)}" for ref, r in zip(references, results))
     mdd = analysis.mdd["value"] if analysis.mdd and analysis.mdd["value"] is not None else None
-    unseen = (f"; a gain below the MDD ({mdd:.1f} pp) could go unseen"
-              if mdd is not None and any(verdict(r) == "no different beyond the noise" for r in results) else "")
+    unseen = (
+        f"; a gain below the MDD ({mdd:.1f} pp) could go unseen"
+        if mdd is not None and any(verdict(r) == "no different beyond the noise" for r in results)
+        else ""
+    )
     return f" These runs do not support the claim that {CLAIM} at this setting (few-shot: {read}{unseen})."
 
 
@@ -69,16 +78,18 @@ def _other_methods(analysis: TableAnalysis) -> str:
     """Every other method of the table against ``constant`` in one sentence: those different beyond the
     noise with their numbers, the rest named as no different, those below a floor as not read (each
     method's paired test is in the table; this says what it shows, whatever it shows)."""
-    others = [m for m in analysis.methods
-              if m not in analysis.strategies and m not in analysis.constants and " (v" not in m]
+    others = [m for m in analysis.methods if m not in analysis.strategies and m not in analysis.constants and " (v" not in m]
     if BASELINE not in analysis.methods or not others:
         return ""
     unread = [m for m in others if not (analysis.beats_floors(m) and analysis.beats_floors(BASELINE))]
     different, same = [], []
     for method in (m for m in others if m not in unread):
         results = {g: r for g in ("overall", "few") if (r := analysis.comparisons.get((method, BASELINE, g)))}
-        beyond = [f"{g} {verdict(r).replace(' beyond the noise', '')} ({_numbers(r)})"
-                  for g, r in results.items() if verdict(r) != "no different beyond the noise"]
+        beyond = [
+            f"{g} {verdict(r).replace(' beyond the noise', '')} ({_numbers(r)})"
+            for g, r in results.items()
+            if verdict(r) != "no different beyond the noise"
+        ]
         if beyond:
             different.append(f"{method} " + ", ".join(beyond))
         elif results:
@@ -100,8 +111,10 @@ def table_line(protocol: dict[str, Any], records: list[dict[str, Any]], analysis
         return f"{head}, {label}: " + "; ".join(parts) + "." + gate
     if not analysis.informative:
         why = "no floor records" if not analysis.floors else f"no method beats both floors beyond the noise on {label} overall"
-        return (f"{head}: **not informative about the methods** ({why}, n {n}); no conclusion about any method "
-                "or paper's claim is drawn here.")
+        return (
+            f"{head}: **not informative about the methods** ({why}, n {n}); no conclusion about any method "
+            "or paper's claim is drawn here."
+        )
     sentences = []
     for strategy in analysis.strategies:
         references = [BASELINE] + ([analysis.best_constant] if analysis.best_constant not in (None, BASELINE) else [])
@@ -134,8 +147,11 @@ def cost_line(records: list[dict[str, Any]]) -> str:
                 parts.append(f"{ratio_text(entry['ratio_to_constant'])} ({dataset}, {hardware})")
     if not parts:
         return ""
-    return (f"Cost ([throughput.md](throughput.md)): {SCHEDULE}'s images/s over {BASELINE}'s, median [95 % interval]: "
-            + "; ".join(parts) + ".")
+    return (
+        f"Cost ([throughput.md](throughput.md)): {SCHEDULE}'s images/s over {BASELINE}'s, median [95 % interval]: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def summary_markdown(records: list[dict[str, Any]]) -> str:
@@ -148,8 +164,9 @@ def summary_markdown(records: list[dict[str, Any]]) -> str:
         for pid in sorted(frame["protocol"].unique()):
             part = frame[frame["protocol"] == pid]
             analysis = analyse(part)
-            lines.append(table_line(json.loads(pid), [r for r in ok if protocol_id(r) == pid], analysis,
-                                    int(part["repeat"].nunique())))
+            lines.append(
+                table_line(json.loads(pid), [r for r in ok if protocol_id(r) == pid], analysis, int(part["repeat"].nunique()))
+            )
     cost = cost_line(records)
     room = MAX_LINES - (1 if cost else 0)
     if len(lines) > room:

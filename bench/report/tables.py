@@ -103,8 +103,10 @@ def accuracy_table(frame: pd.DataFrame, analysis: Optional[TableAnalysis] = None
     rows = []
     for method in method_order(list(frame["method"].unique())):
         part = frame[frame["method"] == method].groupby("repeat", as_index=False)[value_columns].mean()
-        row: dict[str, Any] = {"Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method,
-                               "n": part["repeat"].nunique()}
+        row: dict[str, Any] = {
+            "Method": f"*{method}*" if method.startswith(FLOOR_PREFIX) else method,
+            "n": part["repeat"].nunique(),
+        }
         for name in metrics:
             row[METRIC_LABELS[name]] = _mean_std(part[f"{name}/overall"])
             if name == metric:
@@ -146,16 +148,21 @@ def statistics_line(analysis: TableAnalysis) -> str:
     label = METRIC_LABELS.get(analysis.metric or "", "?")
     parts = [f"Holm families: {len(analysis.comparisons)} comparisons, {len(analysis.gate)} methods against the floors"]
     if analysis.mdd and analysis.mdd["value"] is not None:
-        parts.append(f"MDD at n {analysis.mdd['n']}: {analysis.mdd['value']:.1f} pp on {label} overall "
-                     f"(std of paired differences {analysis.mdd['sd']:.1f} pp)")
+        parts.append(
+            f"MDD at n {analysis.mdd['n']}: {analysis.mdd['value']:.1f} pp on {label} overall "
+            f"(std of paired differences {analysis.mdd['sd']:.1f} pp)"
+        )
     if not analysis.floors:
         parts.append("no floor records: **not informative about the methods**")
     elif not analysis.informative:
         parts.append(f"no method beats both floors beyond the noise on {label} overall: **not informative about the methods**")
     else:
         below = [m for m in analysis.methods if not analysis.beats_floors(m)]
-        parts.append(f"not above both floors beyond the noise: {', '.join(below)}" if below else
-                     f"every method beats both floors beyond the noise on {label} overall")
+        parts.append(
+            f"not above both floors beyond the noise: {', '.join(below)}"
+            if below
+            else f"every method beats both floors beyond the noise on {label} overall"
+        )
     return "; ".join(parts) + "."
 
 

@@ -16,8 +16,18 @@ from typing import Any, Callable, Optional
 
 from tabulate import tabulate
 
-from bench.keys import (BARE, BASELINE, CONTROL, LIMIT, PER_IMAGE_SUFFIX, cost_category, cost_verdict, hardware_of,
-                        median_interval, protocol_id)
+from bench.keys import (
+    BARE,
+    BASELINE,
+    CONTROL,
+    LIMIT,
+    PER_IMAGE_SUFFIX,
+    cost_category,
+    cost_verdict,
+    hardware_of,
+    median_interval,
+    protocol_id,
+)
 from bench.report.machines import superseded_coarse_removed
 
 
@@ -42,15 +52,17 @@ def variants_table(result: dict[str, Any]) -> list[dict[str, str]]:
     for label, entry in result["variants"].items():
         memory = entry.get("peak_memory")
         ratio = entry.get("ratio_to_constant")
-        rows.append({
-            "Variant": label,
-            "images/s median [min–max]": _range(entry["images_per_s"], 0),
-            f"÷ {BASELINE} median [95 % CI]": ratio_text(ratio),
-            f"÷ {BASELINE}, CPU time": ratio_text(entry.get("cpu_ratio_to_constant")),
-            "cost": cost_verdict(ratio["per_repeat"]) if ratio and label != BASELINE else "-",
-            "data %": f"{100 * entry['data_fraction']:.0f}",
-            "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
-        })
+        rows.append(
+            {
+                "Variant": label,
+                "images/s median [min–max]": _range(entry["images_per_s"], 0),
+                f"÷ {BASELINE} median [95 % CI]": ratio_text(ratio),
+                f"÷ {BASELINE}, CPU time": ratio_text(entry.get("cpu_ratio_to_constant")),
+                "cost": cost_verdict(ratio["per_repeat"]) if ratio and label != BASELINE else "-",
+                "data %": f"{100 * entry['data_fraction']:.0f}",
+                "peak memory MiB": f"{memory['bytes'] / 2**20:.0f}" if memory else "-",
+            }
+        )
     return rows
 
 
@@ -80,8 +92,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 def _is_benchmark(record: dict[str, Any]) -> bool:
     """Whether a ``throughput`` record has :mod:`bench.throughput`'s layout (others are left out, not fatal)."""
     config, result = record.get("config"), record.get("throughput")
-    return (isinstance(config, dict) and all(k in config for k in ("backbone", "batch_size", "repeats", "steps"))
-            and isinstance(result, dict) and isinstance(result.get("variants"), dict))
+    return (
+        isinstance(config, dict)
+        and all(k in config for k in ("backbone", "batch_size", "repeats", "steps"))
+        and isinstance(result, dict)
+        and isinstance(result.get("variants"), dict)
+    )
 
 
 def benchmark_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,13 +136,18 @@ def cost_lines(record: dict[str, Any]) -> list[str]:
     noise), ``cosine_tau`` against the paper's "no added cost" claim, the other methods grouped by
     :func:`bench.keys.cost_category`."""
     variants = record["throughput"]["variants"]
-    methods = {label: entry for label, entry in variants.items()
-               if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE}
+    methods = {
+        label: entry
+        for label, entry in variants.items()
+        if entry.get("data_path") == "device" and entry.get("ratio_to_constant") and label != BASELINE
+    }
     lines = []
     control = methods.pop(CONTROL, None)
     if control:
-        lines.append(f"A/A control ({BASELINE} built and timed twice): {ratio_text(control['ratio_to_constant'])}: the "
-                     "measurement's own noise, against which every ratio below is read.")
+        lines.append(
+            f"A/A control ({BASELINE} built and timed twice): {ratio_text(control['ratio_to_constant'])}: the "
+            "measurement's own noise, against which every ratio below is read."
+        )
     schedule = methods.pop(SCHEDULE, None)
     if schedule:
         per_repeat = schedule["ratio_to_constant"]["per_repeat"]
@@ -140,29 +161,39 @@ def cost_lines(record: dict[str, Any]) -> list[str]:
     for label in sorted(methods):
         ratio = methods[label]["ratio_to_constant"]
         groups.setdefault(cost_category(ratio["per_repeat"]), []).append(f"{label} {ratio_text(ratio)}")
-    headings = {"within": f"Within 2 % of {BASELINE}", "slower": f"Slower than {BASELINE} beyond 2 %",
-                "faster": f"Faster than {BASELINE} beyond 2 %", "unresolved": "Not resolved to 2 %",
-                "untestable": "Too few repeats for an interval"}
+    headings = {
+        "within": f"Within 2 % of {BASELINE}",
+        "slower": f"Slower than {BASELINE} beyond 2 %",
+        "faster": f"Faster than {BASELINE} beyond 2 %",
+        "unresolved": "Not resolved to 2 %",
+        "untestable": "Too few repeats for an interval",
+    }
     return lines + [f"{headings[kind]}: {', '.join(groups[kind])}." for kind in headings if kind in groups]
 
 
 def _record_markdown(record: dict[str, Any]) -> list[str]:
     """One ``bench throughput`` record: its heading, command and settings, verdicts, table and reference lines."""
     config = record["config"]
-    interleaving = ("interleaved step by step" if config.get("interleaving") == "step"
-                    else f"interleaved in blocks of {config['steps']} steps")
-    parts = [f"\n## {record['dataset']} on {hardware_of(record)}, {str(record.get('finished_at', '?'))[:10]}\n",
-             f"`{record.get('command', '?')}`: {config['backbone']}, batch {config['batch_size']}, "
-             f"{config['repeats']} repeats x {config['steps']} steps, {interleaving}; commit "
-             f"`{str((record.get('environment') or {}).get('git_commit', '?'))[:12]}`.\n"]
+    interleaving = (
+        "interleaved step by step"
+        if config.get("interleaving") == "step"
+        else f"interleaved in blocks of {config['steps']} steps"
+    )
+    parts = [
+        f"\n## {record['dataset']} on {hardware_of(record)}, {str(record.get('finished_at', '?'))[:10]}\n",
+        f"`{record.get('command', '?')}`: {config['backbone']}, batch {config['batch_size']}, "
+        f"{config['repeats']} repeats x {config['steps']} steps, {interleaving}; commit "
+        f"`{str((record.get('environment') or {}).get('git_commit', '?'))[:12]}`.\n",
+    ]
     parts += [f"- {line}" for line in cost_lines(record)]
     parts += ["", tabulate(variants_table(record["throughput"]), headers="keys", tablefmt="github"), ""]
     parts += [f"- {line}" for line in summary_lines(record["throughput"])]
     return parts
 
 
-def throughput_page(records: list[dict[str, Any]],
-                    extras: Optional[Callable[[str, list[dict[str, Any]]], list[str]]] = None) -> str:
+def throughput_page(
+    records: list[dict[str, Any]], extras: Optional[Callable[[str, list[dict[str, Any]]], list[str]]] = None
+) -> str:
     """The throughput page: per dataset and machine only the latest ``bench throughput`` record, then
     ``extras(table key, the dataset's records)`` (the report's figure links); empty when there are none."""
     by_dataset: dict[str, list[dict[str, Any]]] = {}

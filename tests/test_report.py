@@ -461,3 +461,18 @@ def test_the_report_and_leaderboard_check_import_no_training_stack():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_introduction_names_the_main_cpu_table_only_where_its_records_exist(built):
+    markdown = (built / "README.md").read_text()
+    assert "main CPU result" not in markdown  # the fixture has no CIFAR table
+    cifar = make_record("cifar10_jpeg_lt", "constant", 0, 40.0, 10.0)
+    cifar["protocol"] |= {"construction": "sdclr", "epochs": 50, "batch_size": 256}
+    gpu = make_record("cifar10_jpeg_lt", "constant", 0, 44.0, 7.0)
+    gpu["protocol"] |= {"construction": "sdclr", "backbone": "resnet18_cifar"}
+    intro = render_report([cifar, gpu]).split("## Summary")[0]
+    assert (
+        "The suite's main CPU result: “cifar10_jpeg_lt — small_cnn, 50 epochs, batch 256, evaluation knn10, "
+        "construction sdclr”" in intro
+    )
+    assert "resnet18_cifar" not in intro

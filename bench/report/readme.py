@@ -31,7 +31,7 @@ from bench.report.figures import FigureSpec, figure_problems, protocol_figures
 from bench.report.machines import with_canonical_hardware
 from bench.report.provenance import methods_markdown, provenance_markdown
 from bench.report.summary import summary_markdown
-from bench.report.tables import render
+from bench.report.tables import protocol_title, render
 from bench.report.throughput import PAGE, throughput_page
 
 FIGURES_DIR = "figures"  # beside the README; links in the markdown are relative to it
@@ -46,6 +46,33 @@ def protocol_note(link: str) -> str:
         f"Official code followed and every deviation: [PROTOCOL.md]({link}); not implemented: BCL-D and BCL's own "
         "linear probe. A label ending in `(vN recipe)` marks records of an older recipe of that method (PROTOCOL.md, "
         '"Versions"): a row of their own, never averaged with the current version\'s.\n'
+    )
+
+
+#: The table the README and the report's introduction point to as the suite's main CPU result (issue 13):
+#: CIFAR-10-LT under the TS protocol (the five SDCLR splits) with the CPU preset's small_cnn.
+MAIN_CPU_TABLE = {"datasets": ("cifar10_lt", "cifar10_jpeg_lt"), "construction": "sdclr", "backbone": "small_cnn"}
+
+
+def main_result_note(records: list[dict[str, Any]]) -> str:
+    """One line naming the main CPU table by its heading, where its records exist (else nothing): the small
+    datasets' tables are checks that SSL learns at all, the resnet18_cifar ones come from a GPU."""
+    titles = sorted(
+        {
+            protocol_title(r["protocol"])
+            for r in successful(records)
+            if r.get("kind") == "run"
+            and r["protocol"].get("dataset") in MAIN_CPU_TABLE["datasets"]
+            and r["protocol"].get("construction") == MAIN_CPU_TABLE["construction"]
+            and r["protocol"].get("backbone") == MAIN_CPU_TABLE["backbone"]
+        }
+    )
+    if not titles:
+        return ""
+    named = " and ".join(f"“{title}”" for title in titles)
+    return (
+        f"\nThe suite's main CPU result: {named} (CIFAR-10-LT's five SDCLR splits at 32x32, TS evaluation, "
+        "2 CPU cores); digits_lt and fashion_mnist_lt check that training learns at all.\n"
     )
 
 
@@ -80,7 +107,8 @@ def render_report(
     def extras(pid: str, group: list[dict[str, Any]]) -> list[str]:
         return provenance_markdown(group) + links(pid, group)
 
-    markdown = render(records, summary=protocol_note(protocol_link) + summary_markdown(records), section_extras=extras)
+    intro = protocol_note(protocol_link) + main_result_note(records)
+    markdown = render(records, summary=intro + summary_markdown(records), section_extras=extras)
     return markdown + "\n".join(methods_markdown(successful(records))) + "\n"
 
 

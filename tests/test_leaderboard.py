@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 from bench.report import write_report
@@ -123,6 +124,12 @@ def test_paired_difference_matches_scipy_and_uses_only_matched_repeats():
     assert result["mean"] == pytest.approx((1.0 + 1.5 + 0.2) / 3)
     assert result["low"] < result["mean"] < result["high"]
     assert paired_difference(pd.Series({"0/-": 1.0}), pd.Series({"0/-": 0.0}))["p"] is None  # one pair: no test
+    # Negative and positive differences, n 2 to 6: the p from the t distribution is ttest_rel's.
+    rng = np.random.default_rng(0)
+    for n in range(2, 7):
+        a, b = rng.normal(70, 3, n), rng.normal(70.5, 3, n)
+        got = paired_difference(pd.Series(a), pd.Series(b))["p"]
+        assert got == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
 
 
 def test_records_without_split_still_load_and_count_seeds(results):

@@ -97,8 +97,14 @@ def analyse(frame: pd.DataFrame) -> TableAnalysis:
     if metric is None:
         return analysis
 
+    # Each (method, group) series feeds several tests (vs constant, vs the best constant, vs each floor):
+    # computed once, as filtering and grouping the frame dominates the report's time.
+    computed: dict[tuple[str, str], pd.Series] = {}
+
     def means(method: str, group: str) -> pd.Series:
-        return repeat_means(frame, method, f"{metric}/{group}")
+        if (method, group) not in computed:
+            computed[(method, group)] = repeat_means(frame, method, f"{metric}/{group}")
+        return computed[(method, group)]
 
     ranked = sorted(constants, key=lambda m: (-means(m, "overall").mean() if len(means(m, "overall")) else np.inf, m))
     analysis.best_constant = ranked[0] if ranked else None

@@ -174,7 +174,8 @@ def differences_data(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
     out: dict[str, Any] = {"metric": METRIC_LABELS[metric], "groups": groups, "methods": methods}
     for group in groups:
         column = f"{metric}/{group}"
-        results = [paired_difference(repeat_means(frame, m, column), repeat_means(frame, BASELINE, column)) for m in methods]
+        baseline = repeat_means(frame, BASELINE, column)
+        results = [paired_difference(repeat_means(frame, m, column), baseline) for m in methods]
         out[group] = {key: [r[key] for r in results] for key in ("mean", "low", "high")}
     return out if methods else {}
 

@@ -174,23 +174,27 @@ def run_states(results_dir: Path, runs: Optional[Iterable[GridRun]] = None) -> l
     checkpoints = checkpoints_dir(results_dir)
     for run in runs:
         record = records.get(run.run_id)
-        stem = checkpoints / Path(run.checkpoint).stem if run.checkpoint else None
-        failed = _read(stem.with_suffix(".failed.json")) if stem else None
+        # The .pt path, whose suffix its side files replace: a stem without ".pt" would lose the end of a
+        # bracketed label ("constant[tau=0.1]__seed0__..." has the suffix ".1]__seed0__...").
+        checkpoint = checkpoints / run.checkpoint if run.checkpoint else None
+        failed = _read(checkpoint.with_suffix(".failed.json")) if checkpoint else None
         if record is not None and record.get("status") == "ok":
             states.append(RunState(run, "finished"))
         elif record is not None or failed:
             reason = (record or {}).get("failure") or (failed or {}).get("reason") or "no reason recorded"
             states.append(RunState(run, "failed", reason))
-        elif stem is not None and locks.is_locked(stem.with_suffix(".lock")):
-            states.append(RunState(run, "running", _progress(stem, run) + f" ({locks.holder(stem.with_suffix('.lock'))})"))
+        elif checkpoint is not None and locks.is_locked(checkpoint.with_suffix(".lock")):
+            states.append(
+                RunState(run, "running", _progress(checkpoint, run) + f" ({locks.holder(checkpoint.with_suffix('.lock'))})")
+            )
         else:
-            progress = _progress(stem, run) if stem is not None and stem.with_suffix(".pt").exists() else ""
+            progress = _progress(checkpoint, run) if checkpoint is not None and checkpoint.exists() else ""
             states.append(RunState(run, "pending", f"checkpoint at {progress}" if progress else ""))
     return states
 
 
-def _progress(stem: Path, run: GridRun) -> str:
-    progress = _read(stem.with_suffix(".progress.json"))
+def _progress(checkpoint: Path, run: GridRun) -> str:
+    progress = _read(checkpoint.with_suffix(".progress.json"))
     if not progress:
         return "no checkpoint yet"
     epochs = progress.get("epochs") or run.epochs

@@ -116,6 +116,25 @@ def test_each_job_of_a_grid_plans_exactly_its_own_run_also_for_bracketed_specs(t
         assert [config.run_id() for config in job.configs] == [run.run_id]
 
 
+def test_status_reads_the_side_files_of_a_bracketed_run(tmp_path):
+    # Its checkpoint name holds "0.1", so a stem's with_suffix(".lock") once cut it at "constant[tau=0":
+    # constant[tau=0.1] showed as pending with no progress while it trained, and a failure went unseen.
+    from bench.grid import GridRun, checkpoints_dir, run_states
+
+    results = tmp_path / "results"
+    folder = checkpoints_dir(results)
+    folder.mkdir(parents=True)
+    name = "digits_lt__constant[tau=0.1]__seed0__abc123.pt"
+    (folder / name).write_bytes(b"")
+    (folder / name.replace(".pt", ".progress.json")).write_text(json.dumps({"epoch": 3, "epochs": 10}))
+    run = GridRun("constant[tau=0.1]", "digits_lt", 0, None, "abc123", name, 10)
+    [state] = run_states(results, [run])
+    assert (state.state, state.detail) == ("pending", "checkpoint at epoch 3/10")
+    (folder / name.replace(".pt", ".failed.json")).write_text(json.dumps({"reason": "loss is NaN at epoch 4"}))
+    [state] = run_states(results, [run])
+    assert (state.state, state.detail) == ("failed", "loss is NaN at epoch 4")
+
+
 def test_local_launcher_gives_the_sequential_records(tmp_path, sequential):
     results = tmp_path / "results"
     done = bench("run", *GRID, "--results-dir", str(results), "--launcher", "local", "--jobs", "2")

@@ -22,6 +22,7 @@ one; ``objective+strategy`` compositions are objectives, not strategies of SimCL
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -99,12 +100,9 @@ def analyse(frame: pd.DataFrame) -> TableAnalysis:
 
     # Each (method, group) series feeds several tests (vs constant, vs the best constant, vs each floor):
     # computed once, as filtering and grouping the frame dominates the report's time.
-    computed: dict[tuple[str, str], pd.Series] = {}
-
+    @functools.cache
     def means(method: str, group: str) -> pd.Series:
-        if (method, group) not in computed:
-            computed[(method, group)] = repeat_means(frame, method, f"{metric}/{group}")
-        return computed[(method, group)]
+        return repeat_means(frame, method, f"{metric}/{group}")
 
     ranked = sorted(constants, key=lambda m: (-means(m, "overall").mean() if len(means(m, "overall")) else np.inf, m))
     analysis.best_constant = ranked[0] if ranked else None

@@ -331,6 +331,8 @@ def test_differences_figure_has_intervals_per_group_and_per_class_has_error_bars
     assert per_class["std"][-1] == pytest.approx(statistics.stdev([83.0, 84.75, 81.5]))  # class 100 over the seeds
     training = specs["training"]
     assert set(training) == {"accuracy", "few", "tau"} and training["accuracy"]["cosine_tau"]["epoch"] == [3, 5]
+    # The temperature methods only: sdclr and sdclr+cosine_tau log the monitor too, but are objectives.
+    assert set(training["accuracy"]) == set(training["few"]) == {"constant", "cosine_tau", "dystress"}
 
 
 def test_the_report_is_deterministic(built):

@@ -182,28 +182,29 @@ def _draw_benchmark(fig: MplFigure, data: dict[str, Any]) -> None:
 
 
 def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
-    """kNN@10 over training (all classes solid, few-shot dashed), and tau per epoch in a panel beside it."""
-    axes = fig.subplots(1, 2, squeeze=False, width_ratios=[2, 1])[0]
+    """kNN@10 over training on all classes and on the few-shot classes, each panel with its own y scale
+    (at a CPU scale the few-shot kNN can sit near zero, where a shared scale flattens it), and tau per epoch
+    in a third panel; one legend for the three."""
+    axes = fig.subplots(1, 3, squeeze=False, width_ratios=[1, 1, 1])[0]
     colours = _colours(list(data["accuracy"]))
-    for method, entry in data["accuracy"].items():
-        axes[0].plot(entry["epoch"], entry["value"], color=colours[method], marker=".", label=f"{method}: all classes")
-        few = data["few"].get(method)
-        if few:
-            axes[0].plot(
-                few["epoch"], few["value"], color=colours[method], linestyle="--", marker=".", label=f"{method}: few-shot"
-            )
-    axes[0].set(xlabel="epoch", ylabel="kNN@10 on the test set (%)")
-    axes[0].legend(fontsize="x-small", loc="best")
+    for index, method in enumerate(data["accuracy"]):
+        for ax, curve in ((axes[0], data["accuracy"].get(method)), (axes[1], data["few"].get(method))):
+            if curve:
+                ax.plot(curve["epoch"], curve["value"], color=colours[method], markersize=4, label=method, **_style(index))
     for index, (method, entry) in enumerate(data["tau"].items()):
-        axes[1].plot(
+        axes[2].plot(
             entry["epoch"],
             entry["value"],
             color=colours.get(method, "grey"),
-            linestyle=STYLES[index % len(STYLES)],
             linewidth=1,
-            label=method,
+            markersize=4,
+            markevery=(index % 4, max(len(entry["epoch"]) // 8, 1)),
+            **_style(index),
         )
-    axes[1].set(xlabel="epoch", ylabel="tau")
+    axes[0].set(xlabel="epoch", ylabel="kNN@10 on the test set (%)", title="all classes")
+    axes[1].set(xlabel="epoch", title="few-shot classes")
+    axes[2].set(xlabel="epoch", ylabel="tau", title="tau")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize="small", loc="outside lower center", ncols=4)
     fig.suptitle("Monitored kNN@10 over training, tau beside it (mean over repeats)")
 
 

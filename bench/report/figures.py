@@ -8,7 +8,7 @@ sample taus per epoch beside the other methods' tau, and the final mean tau of e
 size), ``differences`` (each method's paired difference to ``constant`` with its 95 % t interval, overall and
 per class group: the size of a difference against its noise, not bars from 0), ``per_class`` (per-class
 accuracy against training-set class size, log x, mean with the std over records as error bars, markers only:
-classes are discrete) and ``training`` (the monitored kNN@10 overall and on the few-shot classes over
+classes are discrete) and ``training`` (the temperature methods' monitored kNN@10 overall and on the few-shot classes over
 training, with tau beside it, where histories log it; losses are not drawn: they are not comparable across tau
 and objectives). A ``bench throughput`` table gets ``benchmark`` instead: each variant's median ratio to
 ``constant`` with its 95 % interval over repeats, methods and reference paths apart, one row per hardware (the
@@ -24,7 +24,8 @@ as a ``tEXt`` chunk (:data:`DIGEST_KEY`), and matplotlib's ``Software`` chunk is
 compares them with the chunks in the committed PNGs, and the set of files with the expected set.
 :func:`bench.report.drawing.write_figures` redraws only figures whose digest changed, so the committed
 PNGs do not churn.
-Bump :data:`FIGURE_FORMAT` when the drawing changes (colours, layout) so that old PNGs read stale.
+Bump :data:`FIGURE_FORMAT` when the drawing changes (colours, layout) so that old PNGs read stale, or the
+kind's entry in :data:`DRAWING_REVISION` when only one kind's drawing changes.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ import numpy as np
 import pandas as pd
 
 from bench.keys import BASELINE, CONTROL, COST_TOLERANCE, FLOOR_PREFIX, GROUPS, median_interval
-from bench.report.recipes import method_label
+from bench.report.recipes import method_label, method_roles, registered_name
 from bench.report.frame import ACCURACY_KINDS, METRIC_LABELS, main_metric, method_order, records_frame, repeat_means
 from bench.report.statistics import paired_difference
 from bench.report.throughput import benchmark_records, latest_per_hardware
 
-FIGURE_FORMAT = 3  # bump when the drawing (not the data) changes
+FIGURE_FORMAT = 3  # bump when the drawing (not the data) of every kind changes
+#: Per kind, bumped when only that kind's drawing changes: the other kinds' PNGs keep their digests and
+#: do not churn. A kind absent here is at revision 0 (and its digest has no revision field).
+DRAWING_REVISION = {"training": 1}  # 1: overall and few-shot in panels of their own, temperature methods only
 DIGEST_KEY = "bench-figure-digest"
 FORMAT_KEY = "bench-figure-format"
 DECIMALS = 6
@@ -63,8 +67,11 @@ class FigureSpec:
 
     @property
     def digest(self) -> str:
+        revision = {"revision": DRAWING_REVISION[self.kind]} if self.kind in DRAWING_REVISION else {}
         payload = json.dumps(
-            {"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data}, sort_keys=True, separators=(",", ":")
+            {"format": FIGURE_FORMAT, "kind": self.kind, "data": self.data, **revision},
+            sort_keys=True,
+            separators=(",", ":"),
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -215,9 +222,15 @@ def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Where histories log it (``--monitor-every``): per method the mean kNN@10 overall and on the
     few-shot classes at the monitored epochs, and tau per epoch beside it -- what the low- and high-tau
     phases of a schedule do to the tail (TS, Kukleva et al., ICLR 2023, Fig. 1). Empty when no history
-    logs the monitor (losses are not drawn: they are not comparable across tau and objectives)."""
+    logs the monitor (losses are not drawn: they are not comparable across tau and objectives). Only the
+    temperature methods: ``constant`` at each tau and the strategies (role ``temperature``); the other
+    objectives are in the table, and fifteen curves in one panel would hide the comparison it is for."""
+    roles = method_roles()
     curves: dict[str, Any] = {"accuracy": {}, "few": {}, "tau": {}}
     for method, method_runs in _by_method(records).items():
+        name = registered_name(method)
+        if name != BASELINE and roles.get(name) != "temperature":
+            continue
         for name, history_key in (("accuracy", MONITORED), ("few", MONITORED_FEW), ("tau", "tau")):
             epochs, values = _per_epoch_mean(method_runs, history_key)
             if epochs:

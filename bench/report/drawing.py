@@ -185,7 +185,7 @@ def _draw_training(fig: MplFigure, data: dict[str, Any]) -> None:
     """kNN@10 over training on all classes and on the few-shot classes, each panel with its own y scale
     (at a CPU scale the few-shot kNN can sit near zero, where a shared scale flattens it), and tau per epoch
     in a third panel; one legend for the three."""
-    axes = fig.subplots(1, 3, squeeze=False, width_ratios=[1, 1, 1])[0]
+    axes = fig.subplots(1, 3, squeeze=False)[0]
     colours = _colours(list(data["accuracy"]))
     for index, method in enumerate(data["accuracy"]):
         for ax, curve in ((axes[0], data["accuracy"].get(method)), (axes[1], data["few"].get(method))):

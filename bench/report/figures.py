@@ -8,9 +8,9 @@ sample taus per epoch beside the other methods' tau, and the final mean tau of e
 size), ``differences`` (each method's paired difference to ``constant`` with its 95 % t interval, overall and
 per class group: the size of a difference against its noise, not bars from 0), ``per_class`` (per-class
 accuracy against training-set class size, log x, mean with the std over records as error bars, markers only:
-classes are discrete) and ``training`` (the temperature methods' monitored kNN@10 overall and on the few-shot classes over
-training, with tau beside it, where histories log it; losses are not drawn: they are not comparable across tau
-and objectives). A ``bench throughput`` table gets ``benchmark`` instead: each variant's median ratio to
+classes are discrete) and ``training`` (the temperature methods' monitored kNN@10 overall and on the
+few-shot classes over training, with tau beside it, where histories log it; losses are not drawn: they are
+not comparable across tau and objectives). A ``bench throughput`` table gets ``benchmark`` instead: each variant's median ratio to
 ``constant`` with its 95 % interval over repeats, methods and reference paths apart, one row per hardware (the
 latest record of each). A figure whose data are absent (no method logs tau, no ``constant`` on any hardware)
 is not drawn and not linked.
@@ -228,8 +228,8 @@ def training_data(records: list[dict[str, Any]]) -> dict[str, Any]:
     roles = method_roles()
     curves: dict[str, Any] = {"accuracy": {}, "few": {}, "tau": {}}
     for method, method_runs in _by_method(records).items():
-        name = registered_name(method)
-        if name != BASELINE and roles.get(name) != "temperature":
+        registered = registered_name(method)
+        if registered != BASELINE and roles.get(registered) != "temperature":
             continue
         for name, history_key in (("accuracy", MONITORED), ("few", MONITORED_FEW), ("tau", "tau")):
             epochs, values = _per_epoch_mean(method_runs, history_key)

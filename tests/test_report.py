@@ -15,6 +15,7 @@ import pytest
 from bench.cli import main
 from bench.keys import protocol_id
 from bench.report.figures import protocol_figures, stored_digest
+from bench.report.provenance import commands
 from bench.report.recipes import current_recipe_version
 from bench.report.tables import records_frame
 from bench.records import SCHEMA_VERSION, load_records, write_record
@@ -274,6 +275,27 @@ def test_provenance_lists_commits_per_row_hardware_versions_repeats_dates_and_co
             "- Commands (1): `python -m bench run --dataset alpha_lt --seeds 0-2`",
         ],
     )
+
+
+def test_commands_of_a_grid_run_job_by_job_are_merged_back_into_one_per_set_of_runs():
+    def record(method: str, split: int, kind: str = "run") -> dict:
+        command = f"python -m bench run --methods {method} --dataset c10 --splits {split} --eval ts --no-progress"
+        method = "floor:raw_pixels" if kind == "floor" else method
+        return {"kind": kind, "method": method, "seed": 0, "split": split, "command": command}
+
+    records = [record(m, s) for m in ("constant", "cosine_tau", "constant[tau=0.1]") for s in (1, 2, 3)]
+    records += [record("sdclr", s) for s in (1, 2)] + [record("constant", s, "floor") for s in (1, 2, 3)]
+    records += [record("moco", 1) | {"seed": 1}, record("moco", 2)]  # not a seeds x splits grid: one per run
+    # The grid options stand together where the first of them stood; seed 0 is the default and unwritten.
+    unnamed = "python -m bench run --dataset c10 --splits 4"
+    records += [{"kind": "floor", "method": "floor:raw_pixels", "seed": 0, "split": 4, "command": unnamed}]
+    assert commands(records) == [
+        "python -m bench run --dataset c10 --splits 4",  # names no methods: kept as typed
+        "python -m bench run --methods constant,constant[tau=0.1],cosine_tau --splits 1-3 --dataset c10 --eval ts --no-progress",
+        "python -m bench run --methods moco --seeds 1 --splits 1 --dataset c10 --eval ts --no-progress",
+        "python -m bench run --methods moco --splits 2 --dataset c10 --eval ts --no-progress",
+        "python -m bench run --methods sdclr --splits 1-2 --dataset c10 --eval ts --no-progress",
+    ]
 
 
 def test_the_throughput_page_is_separate_shows_the_latest_per_machine_and_is_checked(board):

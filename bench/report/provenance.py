@@ -2,7 +2,7 @@
 git commit (flagged when a table spans several commits or dirty trees: its rows may not be comparable
 and should be rerun at one clean commit), the hardware (one label per machine,
 :mod:`bench.report.machines`), the Python and package versions, the repeats (seeds, splits), the dates
-and the distinct commands. :func:`methods_markdown` is the report's one list of what each method is,
+and the commands, one per grid (:func:`commands`). :func:`methods_markdown` is the report's one list of what each method is,
 with its citation (``record["method_info"]``).
 
 Everything is listed in a stable order (sorted, methods in table order) and nothing depends on the
@@ -65,6 +65,72 @@ def _dates(records: list[dict[str, Any]]) -> str:
     return f"{min(starts or ends)} to {max(ends or starts)} (UTC)"
 
 
+GRID_OPTIONS = ("--methods", "--seeds", "--splits")
+
+
+def _split_grid(command: str) -> tuple[list[str], int, bool]:
+    """A command's tokens without its grid options (``--methods``, ``--seeds``, ``--splits``, with their
+    values), where the first of them stood, and whether it named its methods. Records store the command
+    as typed, joined with spaces (:func:`bench.records.command_line`), so splitting on spaces inverts it."""
+    tokens, rest, at, named = command.split(), [], None, False
+    i = 0
+    while i < len(tokens):
+        name, equals, _ = tokens[i].partition("=")
+        if name in GRID_OPTIONS:
+            at = len(rest) if at is None else at
+            named = named or name == "--methods"
+            i += 1 if equals else 2
+            continue
+        rest.append(tokens[i])
+        i += 1
+    return rest, len(rest) if at is None else at, named
+
+
+def _grid_commands(rest: list[str], at: int, methods: dict[str, set[tuple[Any, Any]]]) -> list[str]:
+    """One command per set of methods run on the same (seed, split) pairs; a set that is not a full
+    seeds x splits grid is written one command per pair, so no command claims a run that was not made."""
+    by_pairs: dict[frozenset, list[str]] = {}
+    for method, pairs in methods.items():
+        by_pairs.setdefault(frozenset(pairs), []).append(method)
+    out = []
+    for pairs, names in by_pairs.items():
+        seeds = sorted({seed for seed, _ in pairs})
+        splits = sorted({split for _, split in pairs if split is not None})
+        full = len(pairs) == len(seeds) * max(len(splits), 1)
+        blocks = [(seeds, splits)]
+        if not full:  # not a seeds x splits grid: one command per pair
+            blocks = [([seed], [] if split is None else [split]) for seed, split in sorted(pairs, key=str)]
+        for seed_set, split_set in blocks:
+            grid = ["--methods", ",".join(method_order(names))]
+            grid += ["--seeds", _ranges(seed_set)] if seed_set != [0] else []
+            grid += ["--splits", _ranges(split_set)] if split_set else []
+            out.append(" ".join(rest[:at] + grid + rest[at:]))
+    return out
+
+
+def commands(records: list[dict[str, Any]]) -> list[str]:
+    """The commands that made ``records``, one per grid. Each record stores the command of the job that
+    wrote it; a table run as a grid (``--launcher local --jobs 2``, one session per split) leaves one per
+    (method, split), dozens of lines that differ only in ``--methods``, ``--seeds`` and ``--splits``. Those
+    are merged back into the ``bench run`` over the methods and the (seed, split) pairs the records hold.
+    Floors are written by the run of their split and need no command of their own when one is listed;
+    a command that names no methods (the defaults of its day) is kept as typed."""
+    grids: dict[tuple[str, ...], tuple[int, dict[str, set[tuple[Any, Any]]]]] = {}
+    others: list[tuple[str, tuple[str, ...], bool]] = []
+    for record in records:
+        if not record.get("command"):
+            continue
+        rest, at, named = _split_grid(record["command"])
+        if named and record.get("kind") == "run":
+            _, methods = grids.setdefault(tuple(rest), (at, {}))
+            methods.setdefault(record["method"], set()).add((record.get("seed", 0), record.get("split")))
+        else:
+            others.append((record["command"], tuple(rest), named))
+    kept = {command for command, rest, named in others if not (named and rest in grids)}
+    merged = {c for rest, (at, methods) in grids.items() for c in _grid_commands(list(rest), at, methods)}
+    return sorted(merged | kept)
+
+
 def commits_line(records: list[dict[str, Any]]) -> str:
     """``Rows by commit: `abc` (constant, cosine_tau); ...``, with a warning when the rows span several
     commits or come from a dirty tree (uncommitted code: the commit does not say what ran)."""
@@ -84,12 +150,12 @@ def commits_line(records: list[dict[str, Any]]) -> str:
 def provenance_markdown(records: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: provenance of ``records`` (the successful records of one table)."""
     environments = [r.get("environment") or {} for r in records]
-    commands = _distinct([r.get("command") for r in records])
+    grid_commands = commands(records)
     hardware = ", ".join(f"`{h}`" for h in _distinct([e.get("hardware") for e in environments])) or UNKNOWN
     lines = ["\n**Provenance**\n", commits_line(records)]
     lines.append(f"- Hardware: {hardware}; software: " + "; ".join(_distinct([_packages(e) for e in environments])))
     lines.append(f"- Repeats: {_repeats(records)}; dates: {_dates(records)}")
-    lines.append(f"- Commands ({len(commands)}): " + ("; ".join(f"`{c}`" for c in commands) or UNKNOWN))
+    lines.append(f"- Commands ({len(grid_commands)}): " + ("; ".join(f"`{c}`" for c in grid_commands) or UNKNOWN))
     return lines
 
 

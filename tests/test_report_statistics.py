@@ -197,6 +197,17 @@ def test_the_best_constant_is_the_second_reference_of_every_strategy(tuned):
     assert "- `constant`: constant description\n" in markdown
 
 
+def test_when_constant_is_the_best_constant_the_summary_says_so(tuned):
+    # Without the tuned tau 0.1 rows, constant (tau 0.2) is the best of the table's two constant taus:
+    # the comparison with the best constant is the one with constant, and the line must say it.
+    records = [r for r in tuned if r["method"] != "constant[tau=0.1]"]
+    analysis = analyse(records_frame(records))
+    assert analysis.best_constant == "constant" and len(analysis.constants) == 2
+    line = next(x for x in render_report(records).splitlines() if x.startswith("- **toy_lt"))
+    assert "cosine_tau vs constant (also the best of the table's 2 constant taus): overall better" in line
+    assert "(best constant)" not in line
+
+
 def test_the_floor_gate_is_the_larger_p_of_each_method_holm_adjusted_across_methods(tuned):
     analysis = analyse(records_frame(tuned))
     floors = ["floor:random_init", "floor:raw_pixels"]

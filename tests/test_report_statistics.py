@@ -225,3 +225,16 @@ def test_per_class_accuracy_is_averaged_by_class_size_when_the_assignment_varies
     # The rarest classes have the few-shot accuracy whichever class index they were given in each seed.
     few = pd.Series([r["metrics"]["knn10"]["few"] for r in tuned if r["method"] == "constant"])
     assert data["accuracy"][0] == pytest.approx(few.mean()) and data["std"][0] == pytest.approx(few.std(ddof=1))
+
+
+def test_a_method_with_one_repeat_far_above_the_floors_is_not_read_and_not_called_below_them(tuned):
+    # One repeat gives no paired test: the method's mean is above both floors, yet nothing says it is
+    # beyond the noise. The summary must not read its comparison, and must not call it below a floor.
+    records = [r for r in tuned if r["method"] != "learnable_tau" or r["seed"] == 0]
+    records.append(_record("dcl", 0, 90.0, 60.0))
+    analysis = analyse(records_frame(records))
+    assert not analysis.beats_floors("learnable_tau") and not analysis.beats_floors("dcl")
+    line = next(x for x in render_report(records).splitlines() if x.startswith("- **toy_lt"))
+    assert "learnable_tau vs constant: not read (learnable_tau not above both floors beyond the noise)" in line
+    assert "Other methods vs constant: not read (not above both floors beyond the noise): dcl." in line
+    assert "below a floor" not in line

@@ -227,7 +227,7 @@ def test_per_class_accuracy_is_averaged_by_class_size_when_the_assignment_varies
     assert data["accuracy"][0] == pytest.approx(few.mean()) and data["std"][0] == pytest.approx(few.std(ddof=1))
 
 
-def test_a_method_with_one_repeat_far_above_the_floors_is_not_read_and_not_called_below_them(tuned):
+def test_a_method_with_one_repeat_far_above_the_floors_is_not_read_not_called_below_them_and_its_numbers_given(tuned):
     # One repeat gives no paired test: the method's mean is above both floors, yet nothing says it is
     # beyond the noise. The summary must not read its comparison, and must not call it below a floor.
     records = [r for r in tuned if r["method"] != "learnable_tau" or r["seed"] == 0]
@@ -235,6 +235,17 @@ def test_a_method_with_one_repeat_far_above_the_floors_is_not_read_and_not_calle
     analysis = analyse(records_frame(records))
     assert not analysis.beats_floors("learnable_tau") and not analysis.beats_floors("dcl")
     line = next(x for x in render_report(records).splitlines() if x.startswith("- **toy_lt"))
-    assert "learnable_tau vs constant: not read (learnable_tau not above both floors beyond the noise)" in line
-    assert "Other methods vs constant: not read (not above both floors beyond the noise): dcl." in line
+
+    # Not read, yet stated whatever it shows: the paired difference to constant without a verdict.
+    def numbers(method: str) -> str:
+        result = {g: analysis.comparisons[(method, "constant", g)] for g in ("overall", "few")}
+        assert all(r["n"] == 1 and r["p"] is None for r in result.values())
+        return f"overall ({result['overall']['mean']:+.1f} pp, n 1, no test), few ({result['few']['mean']:+.1f} pp, n 1, no test)"
+
+    assert (
+        "learnable_tau vs constant: not read (learnable_tau not above both floors beyond the noise): "
+        + numbers("learnable_tau")
+        + "; vs constant[tau=0.1] (best constant): not read"
+    ) in line
+    assert f"Other methods vs constant: not read (not above both floors beyond the noise): dcl {numbers('dcl')}." in line
     assert "below a floor" not in line

@@ -227,6 +227,20 @@ def test_per_class_accuracy_is_averaged_by_class_size_when_the_assignment_varies
     assert data["accuracy"][0] == pytest.approx(few.mean()) and data["std"][0] == pytest.approx(few.std(ddof=1))
 
 
+def test_a_table_without_constant_compares_strategies_with_the_constant_it_has_or_says_it_has_none(tuned):
+    # A grid of the other methods alone (the CIFAR CPU table's second batch, in its own results directory)
+    # has no constant row: its report must still be written (it raised KeyError 'constant').
+    without_baseline = [r for r in tuned if r["method"] != "constant"]
+    line = next(x for x in render_report(without_baseline).splitlines() if x.startswith("- **toy_lt"))
+    assert "cosine_tau vs constant[tau=0.1] (best constant): overall worse (" in line
+    assert "vs constant:" not in line and "Other methods" not in line
+    without_constants = [r for r in tuned if not r["method"].startswith("constant")]
+    line = next(x for x in render_report(without_constants).splitlines() if x.startswith("- **toy_lt"))
+    for strategy in ("cosine_tau", "learnable_tau"):
+        assert f"{strategy} not compared (no constant tau in this table)" in line
+    assert "These runs" not in line  # no claim read without a constant
+
+
 def test_a_method_with_one_repeat_far_above_the_floors_is_not_read_not_called_below_them_and_its_numbers_given(tuned):
     # One repeat gives no paired test: the method's mean is above both floors, yet nothing says it is
     # beyond the noise. The summary must not read its comparison, and must not call it below a floor.

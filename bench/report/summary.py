@@ -135,9 +135,12 @@ def table_line(protocol: dict[str, Any], records: list[dict[str, Any]], analysis
             "or paper's claim is drawn here."
         )
     sentences = []
+    # constant (tau 0.2) and the best constant tau, those the table has: a grid of other methods alone
+    # (e.g. a CPU table's second batch, reported from its own results directory) has neither.
+    references = [ref for ref in dict.fromkeys((BASELINE, analysis.best_constant)) if ref in analysis.methods]
     for strategy in analysis.strategies:
-        references = [BASELINE] + ([analysis.best_constant] if analysis.best_constant not in (None, BASELINE) else [])
-        sentences.append(f"{strategy} " + "; ".join(_comparison(analysis, strategy, ref) for ref in references))
+        compared = "; ".join(_comparison(analysis, strategy, ref) for ref in references)
+        sentences.append(f"{strategy} " + (compared or "not compared (no constant tau in this table)"))
     below = [m for m in analysis.methods if not analysis.beats_floors(m)]
     gate = f"{NOT_ABOVE_FLOORS}: {', '.join(below)}" if below else "every method beats both floors"
     body = ". ".join(sentences) if sentences else f"no temperature strategy besides {BASELINE} in this table"

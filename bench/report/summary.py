@@ -9,8 +9,8 @@ of the table (cosine_tau, dystress, learnable_tau, any new one), its paired diff
 (tau 0.2) and to the table's best constant tau (among ``constant`` and ``constant[tau=...]``, by the
 mean overall; when that is ``constant`` itself the line says so), overall and on the few-shot classes,
 with Holm-adjusted p-values -- whatever they show; a comparison whose sides do not both beat the floors
-is not read (no verdict), and its numbers are still given. Then what these runs say of the TS paper's claim (Kukleva et al.,
-ICLR 2023: the cosine schedule helps the tail), which needs a positive few-shot difference beyond the
+is not read (no verdict), and its numbers are still given. Then what these runs say of the TS paper's
+claim (Kukleva et al., ICLR 2023: the cosine schedule helps the tail), which needs a positive few-shot difference beyond the
 noise against ``constant`` and against the best constant. Every other method (SDCLR, BCL, MoCo, DCL, GH,
 compositions) is stated against ``constant`` in one sentence: what differs beyond the noise with its
 numbers, the rest by name, and those not read with their numbers.
@@ -43,13 +43,17 @@ def _numbers(result: dict[str, Any]) -> str:
     return f"{result['mean']:+.1f} pp, p {result['p_holm']:.2g}"
 
 
+def _results(analysis: TableAnalysis, method: str, reference: str) -> dict[str, dict[str, Any]]:
+    """The paired tests of ``method`` against ``reference`` the table has, overall and few-shot."""
+    return {g: r for g in ("overall", "few") if (r := analysis.comparisons.get((method, reference, g)))}
+
+
 def _unread_numbers(analysis: TableAnalysis, method: str, reference: str) -> str:
     """``overall (+0.1 pp, p 1), few (-0.3 pp, p 1)``: a comparison that is not read, without a verdict.
     A method may fail the floors' gate for want of power (three repeats: a paired t-test on 2 degrees of
     freedom, Holm over the table's methods) while far above both floors; its test against constant is
     still stated, whatever it shows, and the gate says why it draws no conclusion."""
-    results = [(group, r) for group in ("overall", "few") if (r := analysis.comparisons.get((method, reference, group)))]
-    return ", ".join(f"{group} ({_numbers(result)})" for group, result in results)
+    return ", ".join(f"{group} ({_numbers(result)})" for group, result in _results(analysis, method, reference).items())
 
 
 def _comparison(analysis: TableAnalysis, method: str, reference: str) -> str:
@@ -64,8 +68,7 @@ def _comparison(analysis: TableAnalysis, method: str, reference: str) -> str:
         return f"vs {name}: not read ({' and '.join(failing)} {NOT_ABOVE_FLOORS})" + (f": {numbers}" if numbers else "")
     parts = [
         f"{group} {verdict(result).replace(' beyond the noise', '')} ({_numbers(result)})"
-        for group in ("overall", "few")
-        if (result := analysis.comparisons.get((method, reference, group)))
+        for group, result in _results(analysis, method, reference).items()
     ]
     return f"vs {name}: " + ", ".join(parts)
 
@@ -102,7 +105,7 @@ def _other_methods(analysis: TableAnalysis) -> str:
     unread = [m for m in others if not (analysis.beats_floors(m) and analysis.beats_floors(BASELINE))]
     different, same = [], []
     for method in (m for m in others if m not in unread):
-        results = {g: r for g in ("overall", "few") if (r := analysis.comparisons.get((method, BASELINE, g)))}
+        results = _results(analysis, method, BASELINE)
         beyond = [
             f"{g} {verdict(r).replace(' beyond the noise', '')} ({_numbers(r)})"
             for g, r in results.items()
